@@ -1,0 +1,3 @@
+from jaxssl.cli import main
+
+main()

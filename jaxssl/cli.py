@@ -1,0 +1,79 @@
+"""Command line: `jaxssl train | eval | bench`; every error ends as one line on stderr, exit 1."""
+
+import json
+import os
+import sys
+
+USAGE = """usage:
+  jaxssl train --config=CONFIG.py[:ARG] --workdir=DIR [--config.KEY=VALUE ...]
+  jaxssl eval  --workdir=DIR
+  jaxssl bench --config=CONFIG.py[:ARG] [--steps=N] [--data=synthetic|real] [--out=FILE]
+options for all: --distributed (multi-host: calls jax.distributed.initialize() first)"""
+
+
+def _flags(argv):
+  from absl import flags
+  from ml_collections import config_flags
+
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file.', flag_values=fv, lock_config=True
+  )
+  flags.DEFINE_string('workdir', None, 'Run directory.', flag_values=fv)
+  flags.DEFINE_integer('steps', 50, 'bench: timed steps after warm-up.', flag_values=fv)
+  flags.DEFINE_integer('warmup', 5, 'bench: untimed steps after compilation.', flag_values=fv)
+  flags.DEFINE_enum('data', 'synthetic', ['synthetic', 'real'], 'bench: input.', flag_values=fv)
+  flags.DEFINE_string('out', None, 'bench: JSON output path.', flag_values=fv)
+  flags.DEFINE_bool('distributed', False, 'Multi-host run.', flag_values=fv)
+  fv(argv)
+  return fv
+
+
+def _run(command: str, fv) -> None:
+  import jax
+
+  if fv.distributed:
+    jax.distributed.initialize()
+  from jaxssl import bench, train
+  from jaxssl.errors import UserError
+
+  if command in ('train', 'bench') and fv.config is None:
+    raise UserError(f'{command} needs --config=FILE.py')
+  if command in ('train', 'eval') and not fv.workdir:
+    raise UserError(f'{command} needs --workdir=DIR')
+  if command == 'train':
+    results = train.train_and_evaluate(fv.config, fv.workdir)
+    print(
+      f'test error {100 * results["test_error"]:.2f}% ({results["test_errors"]}/'
+      f'{results["test_examples"]}) after {results["steps"]} steps, '
+      f'{results["wall_seconds"]:.0f} s; results in {fv.workdir}/results.json'
+    )
+  elif command == 'eval':
+    print(json.dumps(train.evaluate_workdir(fv.workdir), indent=2))
+  else:
+    result = bench.run_bench(fv.config, steps=fv.steps, warmup=fv.warmup, data=fv.data)
+    print(bench.table(result))
+    out = fv.out or f'bench_{result["method"]}_{result["dataset"]}_{result["data"]}.json'
+    bench.write(result, out)
+    print(f'wrote {out}')
+
+
+def main(argv=None) -> None:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] not in ('train', 'eval', 'bench'):
+    print(USAGE, file=sys.stderr)
+    sys.exit(0 if len(argv) > 1 and argv[1] in ('-h', '--help') else 2)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF only feeds data; its logs are noise
+  from absl import flags
+
+  from jaxssl.errors import UserError
+
+  try:
+    fv = _flags([argv[0], *argv[2:]])
+    _run(argv[1], fv)
+  except (UserError, flags.Error) as e:
+    print(f'jaxssl: error: {e}'.replace('\n', ' '), file=sys.stderr)
+    sys.exit(1)
+  except KeyboardInterrupt:
+    print('jaxssl: interrupted; resume by running the same command again', file=sys.stderr)
+    sys.exit(130)

@@ -1,0 +1,112 @@
+"""Configs: the keys every run has, plus the knobs its method declares; anything else is an error.
+
+Experiment files under experiments/configs/ start from `base_config(method)` and change values.
+"""
+
+import difflib
+import json
+
+import ml_collections
+
+from jaxssl import methods
+from jaxssl.errors import UserError
+
+COMMON = dict(
+  method='improved_gan',  # a file under jaxssl/methods/
+  dataset='mnist',  # a TFDS name
+  data_dir='',  # '' = $JAXSSL_DATA_DIR or ~/tensorflow_datasets
+  seed=0,  # labeled split, init and every per-step key
+  labels_per_class=10,
+  num_steps=1000,  # total train steps; every schedule derives from it
+  batch_size=100,  # labeled images per step, global over all devices
+  uratio=1,  # unlabeled images per labeled image (FixMatch's mu)
+  log_every=100,
+  eval_every=1000,
+  checkpoint_every=1000,
+  keep_checkpoints=3,
+  eval_batch_size=1000,
+  num_samples=100,  # images in each sample grid of generative methods
+  init_examples=500,  # training images for data-dependent init
+)
+# Keys that may change when a run is resumed: they do not change what is computed.
+OPERATIONAL = frozenset(
+  {
+    'data_dir',
+    'log_every',
+    'eval_every',
+    'checkpoint_every',
+    'keep_checkpoints',
+    'eval_batch_size',
+    'num_samples',
+  }
+)
+POSITIVE = (
+  'num_steps',
+  'batch_size',
+  'uratio',
+  'log_every',
+  'eval_every',
+  'checkpoint_every',
+  'keep_checkpoints',
+  'eval_batch_size',
+  'num_samples',
+  'init_examples',
+)
+
+
+def base_config(method: str) -> ml_collections.ConfigDict:
+  """Every key a run of `method` accepts, at its default."""
+  return ml_collections.ConfigDict({**COMMON, 'method': method, **methods.get(method).defaults()})
+
+
+def resolve(config) -> ml_collections.ConfigDict:
+  """Checks keys, types and values; fills defaults; returns a locked copy."""
+  config = dict(config.to_dict() if hasattr(config, 'to_dict') else config)
+  defaults = {**COMMON, **methods.get(config.get('method', COMMON['method'])).defaults()}
+  unknown = sorted(set(config) - set(defaults))
+  if unknown:
+    hints = [
+      f'{k!r} (did you mean {m[0]!r}?)'
+      if (m := difflib.get_close_matches(k, defaults, 1))
+      else repr(k)
+      for k in unknown
+    ]
+    raise UserError(f'unknown config key(s) {", ".join(hints)} for method {defaults["method"]!r}')
+  resolved = {**defaults, **config}
+  for key, default in defaults.items():
+    value = resolved[key]
+    if isinstance(default, list):
+      resolved[key] = value = tuple(value)
+    expected = (int, float) if isinstance(default, float) else type(default)
+    if isinstance(value, list):
+      resolved[key] = value = tuple(value)
+    if not isinstance(value, expected) or (
+      isinstance(value, bool) and not isinstance(default, bool)
+    ):
+      raise UserError(f'config key {key!r} must be {type(default).__name__}, got {value!r}')
+  for key in POSITIVE:
+    if resolved[key] <= 0:
+      raise UserError(f'config key {key!r} must be positive, got {resolved[key]}')
+  return ml_collections.ConfigDict(resolved).lock()
+
+
+def to_json(config) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=list)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  return resolve(json.loads(text))
+
+
+def differences(old, new) -> list[str]:
+  """Keys whose values differ and that change what a run computes."""
+  old, new = old.to_dict(), new.to_dict()
+  return sorted(
+    k
+    for k in set(old) | set(new)
+    if k not in OPERATIONAL and _norm(old.get(k)) != _norm(new.get(k))
+  )
+
+
+def _norm(v):
+  return list(v) if isinstance(v, tuple) else v

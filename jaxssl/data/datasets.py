@@ -1,0 +1,129 @@
+"""Image datasets by TFDS name, held in host memory as uint8; MNIST ships inside the package.
+
+TFDS prepares and checksum-verifies every dataset. MNIST's four original LeCun files are embedded
+(see mnist/README.md for provenance and licence) and handed to TFDS's own `mnist` builder as
+`manual_dir`, so it prepares offline. Other datasets download where a network exists.
+"""
+
+import dataclasses
+import functools
+import os
+import socket
+import urllib.parse
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from jaxssl.errors import UserError
+
+# Names go through the same code; this list only decides the error for a typo.
+KNOWN = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn_cropped', 'stl10')
+EMBEDDED = {'mnist': Path(__file__).parent / 'mnist'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """Train/test arrays plus extra unlabeled images (STL-10's 'unlabelled' split; labels -1)."""
+
+  name: str
+  num_classes: int
+  train_images: np.ndarray  # (N, H, W, C) uint8
+  train_labels: np.ndarray  # (N,) int32
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  extra_images: np.ndarray | None = None
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    return tuple(self.train_images.shape[1:])
+
+
+def default_data_dir() -> str:
+  """$JAXSSL_DATA_DIR, else TFDS's own default so prepared data is shared with other tools."""
+  return os.environ.get('JAXSSL_DATA_DIR') or os.path.join(
+    os.path.expanduser('~'), 'tensorflow_datasets'
+  )
+
+
+def _import_tfds():
+  # TF is only the input pipeline: it must never grab GPU memory that JAX needs.
+  import tensorflow as tf
+
+  tf.config.set_visible_devices([], 'GPU')
+  import tensorflow_datasets as tfds
+
+  return tfds
+
+
+def _prepare(tfds, name: str, data_dir: str):
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # DatasetNotFoundError and friends
+    raise UserError(
+      f'unknown dataset {name!r} ({type(e).__name__}); jaxssl is tested with {", ".join(KNOWN)}'
+    ) from None
+  if builder.is_prepared():
+    return builder
+  manual = EMBEDDED.get(name)
+  config = tfds.download.DownloadConfig(manual_dir=str(manual)) if manual else None
+  if manual is None:
+    _check_reachable(name, data_dir, builder.url_infos or {})
+  try:
+    builder.download_and_prepare(download_config=config)
+  except Exception as e:
+    raise UserError(_offline_message(name, data_dir, f'{type(e).__name__}: {e}')) from None
+  return builder
+
+
+def _offline_message(name: str, data_dir: str, why: str) -> str:
+  why = (why.splitlines() or [''])[0][:160]
+  return (
+    f'dataset {name!r} is not prepared in {data_dir} and cannot be downloaded ({why}). '
+    f'Prepare it where a network exists (`tfds build {name} --data_dir=DIR`), copy DIR here, '
+    f'then pass --config.data_dir=DIR or set JAXSSL_DATA_DIR'
+  )
+
+
+def _check_reachable(name: str, data_dir: str, urls) -> None:
+  """Fails in milliseconds offline; TFDS itself would retry name resolution for minutes."""
+  for host in sorted({urllib.parse.urlparse(u).hostname for u in urls} - {None}):
+    try:
+      socket.getaddrinfo(host, 443)
+    except OSError as e:
+      raise UserError(_offline_message(name, data_dir, f'{host}: {e}')) from None
+
+
+@functools.lru_cache(maxsize=4)
+def load(name: str, data_dir: str = '') -> Dataset:
+  """Prepares (if needed) and loads a TFDS image classification dataset into memory."""
+  if name not in KNOWN:
+    raise UserError(f'unknown dataset {name!r}; known: {", ".join(KNOWN)}')
+  tfds = _import_tfds()
+  builder = _prepare(tfds, name, data_dir or default_data_dir())
+
+  def arrays(split):
+    d = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    return np.asarray(d['image'], np.uint8), np.asarray(d['label'], np.int32)
+
+  train_x, train_y = arrays('train')
+  test_x, test_y = arrays('test')
+  extra = arrays('unlabelled')[0] if 'unlabelled' in builder.info.splits else None
+  return Dataset(
+    name, builder.info.features['label'].num_classes, train_x, train_y, test_x, test_y, extra
+  )
+
+
+def labeled_subset(
+  labels: np.ndarray, num_classes: int, per_class: int, seed: int, name: str
+) -> np.ndarray:
+  """Sorted indices of `per_class` examples of every class, a pure function of its arguments."""
+  counts = np.bincount(labels, minlength=num_classes)
+  if per_class < 1 or per_class > counts.min():
+    raise UserError(
+      f'labels_per_class={per_class} is impossible for {name}: it must be between 1 '
+      f'and {counts.min()} (the smallest class, {int(counts.argmin())})'
+    )
+  rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+  picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(num_classes)]
+  return np.sort(np.concatenate(picks))

@@ -1,0 +1,132 @@
+"""Labeled and unlabeled batch streams, a pure function of (seed, step), prefetched to device.
+
+Each stream walks a fresh permutation of its pool every pass, so the batch of step k depends only
+on (dataset, seed, k): resuming at step k is exact with no iterator state beyond k itself.
+"""
+
+import queue
+import threading
+import zlib
+
+import numpy as np
+
+from jaxssl import parallel
+from jaxssl.data.datasets import Dataset, labeled_subset
+
+
+class Stream:
+  """Endless stream over `pool`, reshuffled every pass."""
+
+  def __init__(self, pool: np.ndarray, batch_size: int, seed: int, name: str):
+    self.pool, self.batch_size = pool, batch_size
+    self._seed = [seed, zlib.crc32(name.encode())]
+    self._perms: dict[int, np.ndarray] = {}
+
+  def _perm(self, epoch: int) -> np.ndarray:
+    if epoch not in self._perms:
+      if len(self._perms) > 2:
+        self._perms.pop(min(self._perms))
+      rng = np.random.default_rng([*self._seed, epoch])
+      self._perms[epoch] = self.pool[rng.permutation(len(self.pool))]
+    return self._perms[epoch]
+
+  def indices(self, step: int) -> np.ndarray:
+    pos = step * self.batch_size + np.arange(self.batch_size)
+    epoch, offset = np.divmod(pos, len(self.pool))
+    out = np.empty(self.batch_size, self.pool.dtype)
+    for e in np.unique(epoch):
+      out[epoch == e] = self._perm(int(e))[offset[epoch == e]]
+    return out
+
+  def seen(self, step: int) -> int:
+    return step * self.batch_size
+
+
+class Pipeline:
+  """Batches {x_l, y_l[, x_u, y_u]}; the unlabeled pool holds the labeled images too (as papers)."""
+
+  def __init__(self, ds: Dataset, config, mesh, unlabeled: bool):
+    self.ds, self.mesh = ds, mesh
+    self.labeled_idx = labeled_subset(
+      ds.train_labels, ds.num_classes, config.labels_per_class, config.seed, ds.name
+    )
+    parallel.check_divisible(config.batch_size, 'batch_size', mesh)
+    self.labeled = Stream(self.labeled_idx, config.batch_size, config.seed, 'labeled')
+    self.unlabeled = None
+    if unlabeled:
+      n_pool = len(ds.train_images) + (0 if ds.extra_images is None else len(ds.extra_images))
+      self.unlabeled = Stream(
+        np.arange(n_pool), config.batch_size * config.uratio, config.seed, 'unlabeled'
+      )
+
+  def _gather(self, idx: np.ndarray):
+    n = len(self.ds.train_images)
+    if self.ds.extra_images is None or idx.max() < n:
+      return self.ds.train_images[idx], self.ds.train_labels[idx]
+    extra = idx >= n
+    x = np.empty((len(idx), *self.ds.image_shape), np.uint8)
+    x[~extra] = self.ds.train_images[idx[~extra]]
+    x[extra] = self.ds.extra_images[idx[extra] - n]
+    return x, np.where(extra, -1, self.ds.train_labels[np.minimum(idx, n - 1)]).astype(np.int32)
+
+  def host_batch(self, step: int) -> dict[str, np.ndarray]:
+    """This process's rows of the global batch of `step`."""
+    idx = self.labeled.indices(step)
+    idx = idx[parallel.process_rows(len(idx))]
+    batch = {'x_l': self.ds.train_images[idx], 'y_l': self.ds.train_labels[idx]}
+    if self.unlabeled is not None:
+      idx = self.unlabeled.indices(step)
+      batch['x_u'], batch['y_u'] = self._gather(idx[parallel.process_rows(len(idx))])
+    return batch
+
+  def position(self, step: int) -> dict[str, int]:
+    pos = {'labeled_seen': self.labeled.seen(step)}
+    if self.unlabeled is not None:
+      pos['unlabeled_seen'] = self.unlabeled.seen(step)
+    return pos
+
+  def iterate(self, start: int, stop: int, buffer: int = 2):
+    """Device batches for steps [start, stop), prepared `buffer` steps ahead on a thread."""
+    q: queue.Queue = queue.Queue(maxsize=buffer)
+    done = threading.Event()
+
+    def produce():
+      try:
+        for step in range(start, stop):
+          item = parallel.to_device(self.host_batch(step), self.mesh)
+          while not done.is_set():
+            try:
+              q.put(item, timeout=0.1)
+              break
+            except queue.Full:
+              continue
+          if done.is_set():
+            return
+      except BaseException as e:  # surfaced in the consumer, not lost in the thread
+        q.put(e)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+      for _ in range(start, stop):
+        item = q.get()
+        if isinstance(item, BaseException):
+          raise item
+        yield item
+    finally:
+      done.set()
+
+
+def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mesh):
+  """(x, y, mask) device batches covering every example once; the last batch is padded."""
+  parallel.check_divisible(batch_size, 'eval_batch_size', mesh)
+  for start in range(0, len(images), batch_size):
+    x, y = images[start : start + batch_size], labels[start : start + batch_size]
+    mask = np.ones(batch_size, bool)
+    if len(x) < batch_size:
+      pad = batch_size - len(x)
+      mask[len(x) :] = False
+      x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+      y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    rows = parallel.process_rows(batch_size)
+    yield parallel.to_device({'x': x[rows], 'y': y[rows], 'mask': mask[rows]}, mesh)

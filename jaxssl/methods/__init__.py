@@ -1,0 +1,50 @@
+"""The method interface, and methods found by name: `jaxssl/methods/<name>.py`, one file each.
+
+A method file defines `defaults() -> dict` (every knob it reads, with its default) and
+`make(config, image_shape, num_classes) -> Method`. The trainer never branches on the name.
+"""
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from jaxssl.errors import UserError
+
+State = Any  # a pytree of arrays
+Batch = dict[str, jax.Array]  # x_l, y_l (labeled); x_u, y_u (unlabeled; y_u only for monitors)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """Pure functions the trainer compiles. Images arrive as uint8 NHWC; methods scale them."""
+
+  # (key, init_images) -> state. init_images are training images for data-dependent init.
+  init: Callable[[jax.Array, jax.Array], State]
+  # (state, batch, key, step) -> (state, metrics). Pure: jitted once, sharded over the batch.
+  train_step: Callable[[State, Batch, jax.Array, jax.Array], tuple[State, dict[str, jax.Array]]]
+  # (state, images) -> logits of the model the method reports (EMA, teacher, q(y|x), ...).
+  predict: Callable[[State, jax.Array], jax.Array]
+  # Further models to evaluate, e.g. {'raw': the non-averaged weights}.
+  extra_predictors: Mapping[str, Callable[[State, jax.Array], jax.Array]] = dataclasses.field(
+    default_factory=dict
+  )
+  # (state, key, n) -> n images in [0, 1] for a PNG grid (generative methods), else None.
+  sample: Callable[[State, jax.Array, int], jax.Array] | None = None
+  # Unlabeled views the method builds from x_u inside its step: () means it needs no unlabeled
+  # data at all, so none is loaded or transferred. ('raw',) GAN/VAE, ('weak', 'strong') FixMatch.
+  unlabeled_views: tuple[str, ...] = ('raw',)
+
+
+def available() -> list[str]:
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith('_'))
+
+
+def get(name: str):
+  """The module of method `name`."""
+  if name not in available():
+    raise UserError(f'unknown method {name!r}; available: {", ".join(available())}')
+  return importlib.import_module(f'{__name__}.{name}')

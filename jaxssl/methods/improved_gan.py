@@ -1,0 +1,173 @@
+"""Improved-GAN semi-supervised learning (Salimans et al. 2016, arXiv 1606.03498).
+
+K+1-class discriminator written with K logits (the fake class has logit 0), a generator trained by
+feature matching (or, as an ablation, the non-saturating minimax loss), two Adam optimizers updated
+in one step (D first, then G against the updated D, as the paper's code), Polyak-averaged D for
+evaluation.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxssl import models
+from jaxssl.data import to_float
+from jaxssl.methods import Method
+from jaxssl.models.mlp import Discriminator, Generator
+
+
+def defaults() -> dict:
+  return dict(
+    lr=0.003,
+    adam_b1=0.5,
+    adam_b2=0.999,
+    lr_decay_fraction=0.0,  # final fraction of num_steps with lr decayed linearly to 0
+    unsup_weight=1.0,
+    generator_loss='feature_matching',  # or 'minimax' (non-saturating -log D(real|G(z)))
+    z_dim=100,
+    gen_widths=(500, 500),
+    disc_widths=(1000, 500, 250, 250, 250),
+    input_noise=0.3,
+    hidden_noise=0.5,
+    polyak_decay=0.9999,  # the paper's a <- a + 1e-4 (p - a), bias-corrected
+  )
+
+
+def adam(config) -> optax.GradientTransformation:
+  """The paper's Adam: g / sqrt(v_hat + 1e-8), lr constant then optionally linear decay to 0."""
+  decay_steps = int(config.lr_decay_fraction * config.num_steps)
+  lr = optax.join_schedules(
+    [
+      optax.constant_schedule(config.lr),
+      optax.linear_schedule(config.lr, 0.0, max(decay_steps, 1)),
+    ],
+    [config.num_steps - decay_steps],
+  )
+  return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=0.0, eps_root=1e-8), lr
+
+
+def polyak(config):
+  """Polyak averaging of params: (transformation, state -> averaged params)."""
+  ema = optax.ema(config.polyak_decay, debias=True)
+  average = lambda s: optax.tree_utils.tree_bias_correction(s.ema, config.polyak_decay, s.count)
+  return ema, average
+
+
+def discriminator_losses(l_lab, y_lab, l_unl, l_fake):
+  """(supervised, unsupervised) K+1-class losses with the fake class's logit fixed at 0.
+
+  D(x) = Z/(Z+1), Z = sum exp(logits): -log D(x_u) = -lse + softplus(lse), -log(1 - D(G(z))) =
+  softplus(lse). The 0.5 weighting is the paper code's.
+  """
+  sup = optax.softmax_cross_entropy_with_integer_labels(l_lab, y_lab).mean()
+  lse_u, lse_f = jax.nn.logsumexp(l_unl, -1), jax.nn.logsumexp(l_fake, -1)
+  unsup = 0.5 * (-lse_u.mean() + jax.nn.softplus(lse_u).mean() + jax.nn.softplus(lse_f).mean())
+  return sup, unsup
+
+
+def feature_matching_loss(f_real, f_fake):
+  """Mean squared distance between the batch means of real and generated features."""
+  return jnp.mean(jnp.square(f_fake.mean(0) - f_real.mean(0)))
+
+
+def make(config, image_shape, num_classes) -> Method:
+  if config.generator_loss not in ('feature_matching', 'minimax'):
+    raise ValueError(
+      f'generator_loss must be feature_matching or minimax, got {config.generator_loss!r}'
+    )
+  n_in = math.prod(image_shape)
+  new_d = lambda key: Discriminator(
+    n_in,
+    num_classes,
+    rngs=nnx.Rngs(key),
+    widths=config.disc_widths,
+    input_noise=config.input_noise,
+    hidden_noise=config.hidden_noise,
+  )
+  new_g = lambda key: Generator(
+    image_shape, rngs=nnx.Rngs(key), z_dim=config.z_dim, widths=config.gen_widths
+  )
+  graph_d = models.split(nnx.eval_shape(lambda: new_d(jax.random.key(0))))[0]
+  graph_g = models.split(nnx.eval_shape(lambda: new_g(jax.random.key(0))))[0]
+  opt, lr = adam(config)
+  ema, average = polyak(config)
+
+  def init(key, init_images):
+    kd, kg, k_init = jax.random.split(key, 3)
+    d = new_d(kd)
+    d.data_init(to_float(init_images), k_init)
+    _, pd, rd = models.split(d)
+    _, pg, rg = models.split(new_g(kg))
+    return dict(
+      d=pd, d_rest=rd, g=pg, g_rest=rg, opt_d=opt.init(pd), opt_g=opt.init(pg), polyak=ema.init(pd)
+    )
+
+  def disc(state, params, x, key):
+    return models.apply(graph_d, params, state['d_rest'], x, key)[0]
+
+  def generate(params, rest, key, n):
+    z = jax.random.uniform(key, (n, config.z_dim), jnp.float32)
+    return models.apply(graph_g, params, rest, z)
+
+  def train_step(state, batch, key, step):
+    x_l, y_l, x_u = to_float(batch['x_l']), batch['y_l'], to_float(batch['x_u'])
+    n_l, n_u = x_l.shape[0], x_u.shape[0]
+    k_z1, k_z2, k_d, k_g = jax.random.split(key, 4)
+    x_f, g_rest = generate(state['g'], state['g_rest'], k_z1, n_u)
+
+    def d_loss(pd):
+      # One forward over labeled, unlabeled and fake: D has no batch statistics, so this equals
+      # three passes, with one large matmul instead of three.
+      logits, _ = disc(state, pd, jnp.concatenate([x_l, x_u, jax.lax.stop_gradient(x_f)]), k_d)
+      l_l, l_u, l_f = jnp.split(logits, [n_l, n_l + n_u])
+      sup, unsup = discriminator_losses(l_l, y_l, l_u, l_f)
+      lse_u, lse_f = jax.nn.logsumexp(l_u, -1), jax.nn.logsumexp(l_f, -1)
+      return sup + config.unsup_weight * unsup, (sup, unsup, l_l, l_u, lse_u, lse_f)
+
+    (loss_d, (sup, unsup, l_l, l_u, lse_u, lse_f)), grads = jax.value_and_grad(
+      d_loss, has_aux=True
+    )(state['d'])
+    updates, opt_d = opt.update(grads, state['opt_d'], state['d'])
+    pd = optax.apply_updates(state['d'], updates)
+    _, avg = ema.update(pd, state['polyak'])
+
+    def g_loss(pg):
+      x_g, rest = generate(pg, g_rest, k_z2, n_u)
+      if config.generator_loss == 'minimax':
+        logits, _ = disc(state, pd, x_g, k_g)
+        return jax.nn.softplus(-jax.nn.logsumexp(logits, -1)).mean(), rest
+      _, feats = disc(state, pd, jnp.concatenate([x_u, x_g]), k_g)
+      f_real, f_fake = jnp.split(feats, [n_u])
+      return feature_matching_loss(jax.lax.stop_gradient(f_real), f_fake), rest
+
+    (loss_g, g_rest), grads = jax.value_and_grad(g_loss, has_aux=True)(state['g'])
+    updates, opt_g = opt.update(grads, state['opt_g'], state['g'])
+    pg = optax.apply_updates(state['g'], updates)
+
+    known = batch['y_u'] >= 0
+    metrics = {
+      'loss/d': loss_d,
+      'loss/sup': sup,
+      'loss/unsup': unsup,
+      'loss/g': loss_g,
+      'monitor/train_acc': jnp.mean(jnp.argmax(l_l, -1) == y_l),
+      'monitor/pseudo_acc': jnp.sum((jnp.argmax(l_u, -1) == batch['y_u']) & known)
+      / jnp.maximum(known.sum(), 1),
+      'monitor/d_real': jnp.mean(jax.nn.sigmoid(lse_u)),
+      'monitor/d_fake': jnp.mean(jax.nn.sigmoid(lse_f)),
+      'monitor/lr': lr(step),
+    }
+    new = dict(state, d=pd, g=pg, g_rest=g_rest, opt_d=opt_d, opt_g=opt_g, polyak=avg)
+    return new, metrics
+
+  return Method(
+    init=init,
+    train_step=train_step,
+    predict=lambda state, x: disc(state, average(state['polyak']), to_float(x), None)[0],
+    extra_predictors={'raw': lambda state, x: disc(state, state['d'], to_float(x), None)[0]},
+    sample=lambda state, key, n: generate(state['g'], state['g_rest'], key, n)[0],
+    unlabeled_views=('raw',),
+  )

@@ -1,0 +1,42 @@
+"""The data mesh: a 1-D ("data",) mesh over every device; batches sharded, state replicated.
+
+Multi-host: call `jax.distributed.initialize()` first (the CLI's --distributed); each process then
+feeds only its rows of the global batch. BatchNorm statistics span the global batch.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxssl.errors import UserError
+
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  devices = devices if devices is not None else jax.devices()
+  return jax.sharding.Mesh(np.asarray(devices), ('data',), axis_types=(AxisType.Auto,))
+
+
+def batch_sharding(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P('data'))
+
+
+def replicated(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def check_divisible(n: int, what: str, mesh) -> None:
+  if n % mesh.size:
+    raise UserError(f'{what}={n} must be divisible by the number of devices ({mesh.size})')
+
+
+def process_rows(n: int) -> slice:
+  """This process's rows of a global batch of n rows."""
+  per = n // jax.process_count()
+  return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
+
+
+def to_device(local: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
+  """Process-local rows -> global arrays sharded over the data axis."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

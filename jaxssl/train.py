@@ -1,0 +1,279 @@
+"""The one trainer every method runs through: build, init or resume, jitted steps, eval, results."""
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from jaxssl import config as config_lib
+from jaxssl import methods, parallel
+from jaxssl.checkpoint import Checkpoints
+from jaxssl.data import datasets
+from jaxssl.data.pipeline import Pipeline, eval_batches
+from jaxssl.errors import UserError
+from jaxssl.metrics import Writer
+
+
+@dataclasses.dataclass
+class Run:
+  """What a resolved config builds: data, method and the compiled functions, before any step."""
+
+  config: Any
+  dataset: datasets.Dataset
+  method: methods.Method
+  mesh: jax.sharding.Mesh
+  pipeline: Pipeline
+  init: Callable[[], Any]  # () -> train state {step, rng, method}, replicated
+  abstract_state: Any  # shapes, dtypes and shardings of the train state
+  train_step: Callable  # (state, batch) -> (state, metrics); state donated
+  eval_step: Callable  # (state, batch) -> {predictor: errors in batch}
+  sample: Callable | None  # (state) -> images, same latent codes every call
+
+  def evaluate(self, state) -> dict[str, float]:
+    """Error of every predictor on the whole test split."""
+    totals = None
+    for batch in eval_batches(
+      self.dataset.test_images, self.dataset.test_labels, self.config.eval_batch_size, self.mesh
+    ):
+      errors = self.eval_step(state, batch)
+      totals = errors if totals is None else jax.tree.map(jnp.add, totals, errors)
+    n = len(self.dataset.test_labels)
+    out = {}
+    for name, errors in jax.device_get(totals).items():
+      prefix = f'eval/test/{name}/' if name else 'eval/test/'
+      out |= {
+        prefix + 'error': errors / n,
+        prefix + 'accuracy': 1 - errors / n,
+        prefix + 'errors': int(errors),
+      }
+    return out
+
+
+def build(config, mesh=None) -> Run:
+  """Loads data and compiles nothing yet; raises UserError on bad input before any compute."""
+  config = config_lib.resolve(config)
+  ds = datasets.load(config.dataset, config.data_dir)
+  method = methods.get(config.method).make(config, ds.image_shape, ds.num_classes)
+  mesh = mesh if mesh is not None else parallel.make_mesh()
+  pipeline = Pipeline(ds, config, mesh, unlabeled=bool(method.unlabeled_views))
+  rep, sharded = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  init_rng = np.random.default_rng([config.seed, 1])
+  init_images = ds.train_images[
+    np.sort(init_rng.choice(len(ds.train_images), config.init_examples, replace=False))
+  ]
+
+  def init_fn(images):
+    key_init, key_run = jax.random.split(jax.random.key(config.seed))
+    # The run key is stored as raw uint32 data so checkpoints hold plain arrays.
+    return {
+      'step': jnp.zeros((), jnp.int32),
+      'rng': jax.random.key_data(key_run),
+      'method': method.init(key_init, images),
+    }
+
+  def step_fn(state, batch):
+    key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), state['step'])
+    new, metrics = method.train_step(state['method'], batch, key, state['step'])
+    return {**state, 'step': state['step'] + 1, 'method': new}, metrics
+
+  predictors = {'': method.predict, **method.extra_predictors}
+
+  def eval_fn(state, batch):
+    return {
+      name: jnp.sum((jnp.argmax(fn(state['method'], batch['x']), -1) != batch['y']) & batch['mask'])
+      for name, fn in predictors.items()
+    }
+
+  init = jax.jit(init_fn, out_shardings=rep)
+  abstract = jax.tree.map(
+    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
+    jax.eval_shape(init_fn, init_images),
+  )
+  sample = None
+  if method.sample is not None:
+    key = jax.random.fold_in(jax.random.key(config.seed), 0x5A4D)
+    sample = jax.jit(
+      lambda state: method.sample(state['method'], key, config.num_samples), out_shardings=rep
+    )
+  return Run(
+    config=config,
+    dataset=ds,
+    method=method,
+    mesh=mesh,
+    pipeline=pipeline,
+    init=lambda: init(init_images),
+    abstract_state=abstract,
+    train_step=jax.jit(
+      step_fn, in_shardings=(rep, sharded), out_shardings=(rep, rep), donate_argnums=0
+    ),
+    eval_step=jax.jit(eval_fn, in_shardings=(rep, sharded), out_shardings=rep),
+    sample=sample,
+  )
+
+
+def _check_workdir(workdir: Path, config) -> None:
+  """A workdir holds one run: resuming it with a config that computes something else is an error."""
+  path = workdir / 'config.json'
+  if path.exists():
+    try:
+      old = config_lib.from_json(path.read_text())
+    except (ValueError, UserError) as e:
+      raise UserError(f'{path} is unreadable ({e}); use a new --workdir') from None
+    diff = config_lib.differences(old, config)
+    if diff:
+      changes = ', '.join(f'{k}: {old.get(k)!r} -> {config.get(k)!r}' for k in diff)
+      raise UserError(
+        f'{workdir} holds a run with another config ({changes}); resume it with the '
+        f'same config or use a new --workdir'
+      )
+
+
+def _write_json(path: Path, obj) -> None:
+  tmp = path.with_suffix('.tmp')
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=list) + '\n')
+  tmp.replace(path)
+
+
+def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
+  """Trains (resuming from the latest checkpoint in workdir), evaluates, writes results.json."""
+  t_start = time.time()
+  config = config_lib.resolve(config)
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _check_workdir(workdir, config)
+  run = build(config, mesh)
+  main = jax.process_index() == 0
+  ckpts = Checkpoints(workdir, config.keep_checkpoints)
+  latest = ckpts.latest_step()
+  if latest is None:
+    state, meta = run.init(), {'wall_seconds': 0.0}
+  else:
+    state, meta = ckpts.restore(latest, run.abstract_state)
+  if main:
+    (workdir / 'config.json').write_text(config_lib.to_json(config) + '\n')
+  start = int(state['step'])
+  writer = Writer(workdir, start) if main else None
+  images_per_step = config.batch_size * (1 + (config.uratio if run.method.unlabeled_views else 0))
+
+  t_first, first_step, excluded = None, start, 0.0
+  bar = tqdm(
+    total=config.num_steps,
+    initial=start,
+    unit='step',
+    dynamic_ncols=True,
+    mininterval=1.0,
+    desc=f'{config.method}/{config.dataset}',
+  )
+  try:
+    for step, batch in zip(
+      range(start, config.num_steps), run.pipeline.iterate(start, config.num_steps)
+    ):
+      state, metrics = run.train_step(state, batch)
+      s = step + 1
+      bar.update(1)
+      if t_first is None:  # time from the end of the first (compiling) step
+        jax.block_until_ready(state)
+        t_first, first_step = time.time(), s
+      last = s == config.num_steps
+      do_log, do_eval = s % config.log_every == 0 or last, s % config.eval_every == 0 or last
+      do_ckpt = s % config.checkpoint_every == 0 or last
+      if not (do_log or do_eval or do_ckpt):
+        continue
+      t0 = time.time()
+      row = jax.device_get(metrics)  # the only host sync: at log, eval and checkpoint steps
+      bad = [k for k, v in row.items() if not np.isfinite(v)]
+      if bad:
+        raise UserError(
+          f'{bad[0]} is {row[bad[0]]} at step {s}; stopped without saving, the '
+          f'checkpoints in {ckpts.directory} (latest: {ckpts.latest_step()}) are kept'
+        )
+      if do_eval:
+        row |= run.evaluate(state)
+        if run.sample is not None and main:
+          writer.images(s, 'samples', jax.device_get(run.sample(state)))
+        bar.write(
+          f'step {s}: test error {100 * row["eval/test/error"]:.2f}%'
+          + (
+            f' (raw {100 * row["eval/test/raw/error"]:.2f}%)'
+            if 'eval/test/raw/error' in row
+            else ''
+          )
+        )
+      if main:
+        writer.scalars(s, row)
+      bar.set_postfix(
+        {k.split('/')[-1]: f'{v:.3g}' for k, v in row.items() if k.startswith('loss/')},
+        refresh=False,
+      )
+      if do_ckpt:
+        meta = {
+          'step': s,
+          'data': run.pipeline.position(s),
+          'wall_seconds': meta['wall_seconds'] + time.time() - t_start,
+        }
+        t_start = time.time()
+        ckpts.save(s, state, meta)
+      excluded += time.time() - t0
+    ckpts.wait()
+  finally:
+    bar.close()
+    ckpts.close()
+    if writer:
+      writer.close()
+
+  trained = config.num_steps - first_step
+  train_seconds = (time.time() - t_first - excluded) if t_first else 0.0
+  final = run.evaluate(state) if start >= config.num_steps else row
+  results = {
+    'method': config.method,
+    'dataset': config.dataset,
+    'seed': config.seed,
+    'labels': config.labels_per_class * run.dataset.num_classes,
+    'labels_per_class': config.labels_per_class,
+    'steps': config.num_steps,
+    'test_error': final['eval/test/error'],
+    'test_errors': final['eval/test/errors'],
+    'test_examples': len(run.dataset.test_labels),
+    'wall_seconds': round(
+      meta['wall_seconds'] + (time.time() - t_start if start < config.num_steps else 0), 2
+    ),
+    'images_per_second': round(trained * images_per_step / train_seconds, 1)
+    if trained > 0 and train_seconds > 0
+    else None,
+    'device': jax.devices()[0].device_kind,
+    'device_count': jax.device_count(),
+    **{
+      k.replace('eval/test/', 'test_').replace('/', '_'): v
+      for k, v in final.items()
+      if k.startswith('eval/test/') and k.count('/') == 3
+    },
+  }
+  if main:
+    _write_json(workdir / 'results.json', results)
+  return results
+
+
+def evaluate_workdir(workdir: str) -> dict:
+  """Evaluates the latest checkpoint of a run on the test split."""
+  workdir = Path(workdir)
+  path = workdir / 'config.json'
+  if not path.exists():
+    raise UserError(f'{workdir} holds no run (no config.json); train into it first')
+  config = config_lib.from_json(path.read_text())
+  run = build(config)
+  ckpts = Checkpoints(workdir, config.keep_checkpoints)
+  latest = ckpts.latest_step()
+  if latest is None:
+    raise UserError(f'{workdir} holds no checkpoint yet')
+  state, _ = ckpts.restore(latest, run.abstract_state)
+  ckpts.close()
+  out = {'step': latest, **run.evaluate(state)}
+  _write_json(workdir / 'eval.json', out)
+  return out

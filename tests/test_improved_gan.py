@@ -1,0 +1,56 @@
+"""Improved-GAN losses against direct K+1-class reference formulas; the model as the paper's."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxssl.methods.improved_gan import discriminator_losses, feature_matching_loss
+from jaxssl.models.mlp import Discriminator
+
+
+def _softmax(z):
+  e = np.exp(z - z.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def test_k_plus_one_losses_match_the_explicit_k_plus_one_softmax():
+  rng = np.random.default_rng(0)
+  l_lab, l_unl, l_fake = (rng.normal(size=(n, 4)) * 3 for n in (5, 6, 7))
+  y = rng.integers(0, 4, size=5)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  sup, unsup = discriminator_losses(f32(l_lab), jnp.asarray(y), f32(l_unl), f32(l_fake))
+  # The K+1 classifier written out: a fifth class "fake" with logit 0.
+  kp1 = lambda z: _softmax(np.concatenate([z, np.zeros((len(z), 1))], 1))
+  p_lab = kp1(l_lab)
+  ref_sup = -np.mean(np.log(p_lab[np.arange(5), y] / (1 - p_lab[:, -1])))
+  ref_unsup = 0.5 * (-np.mean(np.log(1 - kp1(l_unl)[:, -1])) - np.mean(np.log(kp1(l_fake)[:, -1])))
+  np.testing.assert_allclose(sup, ref_sup, rtol=1e-5)
+  np.testing.assert_allclose(unsup, ref_unsup, rtol=1e-5)
+
+
+def test_feature_matching_loss():
+  real, fake = jnp.ones((4, 3)), jnp.zeros((5, 3)) + jnp.array([0.0, 1.0, 3.0])
+  np.testing.assert_allclose(feature_matching_loss(real, fake), (1 + 0 + 4) / 3)
+
+
+def test_discriminator_shape_params_and_data_init():
+  d = Discriminator(784, 10, rngs=nnx.Rngs(0))
+  params = nnx.state(d, nnx.Param)
+  # Trainable: every v and b, and only the output layer's scale g (the paper fixes the others).
+  n = sum(x.size for x in jax.tree.leaves(params))
+  dims = [784, 1000, 500, 250, 250, 250, 10]
+  assert n == sum(a * b + b for a, b in zip(dims[:-1], dims[1:])) + 10
+  x = jax.random.uniform(jax.random.key(1), (500, 28, 28, 1))
+  d.data_init(x)
+  h = x.reshape(500, -1)
+  for layer in d.hidden:
+    pre = layer(h)
+    np.testing.assert_allclose(pre.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(pre.std(0), 1, atol=1e-3)
+    h = jax.nn.relu(pre)
+  logits, feats = d(x[:8])  # deterministic
+  assert logits.shape == (8, 10) and feats.shape == (8, 250)
+  a, _ = d(x[:8], jax.random.key(2))
+  b, _ = d(x[:8], jax.random.key(3))
+  assert not np.allclose(a, b)  # noise is on in training mode

@@ -1,0 +1,67 @@
+"""The contract every method file meets; adding a method needs no edit here."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxssl import methods, parallel
+from jaxssl.checkpoint import Checkpoints
+from jaxssl.train import build
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope='module', params=methods.available())
+def built(request, mnist):
+  return build(tiny_config(request.param))
+
+
+def test_two_steps_finite_one_trace(built):
+  traces = []
+  step = built.train_step
+
+  state = built.init()
+  batches = built.pipeline.iterate(0, 2)
+  for batch in batches:
+    before = step._cache_size()
+    state, metrics = step(state, batch)
+    traces.append(step._cache_size() - before)
+  assert traces[0] == 1 and traces[1] == 0, 'the step must compile once, then be reused'
+  metrics = jax.device_get(metrics)
+  assert any(k.startswith('loss/') for k in metrics)
+  assert all(np.isfinite(v) for v in metrics.values()), metrics
+  assert int(state['step']) == 2
+
+
+def test_predict_shape_and_eval(built):
+  state = built.init()
+  images = built.dataset.test_images[:8]
+  logits = built.method.predict(state['method'], images)
+  assert logits.shape == (8, built.dataset.num_classes)
+  for fn in built.method.extra_predictors.values():
+    assert fn(state['method'], images).shape == logits.shape
+  result = built.evaluate(state)
+  assert 0 <= result['eval/test/error'] <= 1 and result['eval/test/errors'] <= 10000
+  if built.sample is not None:
+    images = np.asarray(built.sample(state))
+    assert images.shape == (16, *built.dataset.image_shape)
+    assert images.min() >= 0 and images.max() <= 1
+
+
+def test_unlabeled_views_decide_the_batch(built):
+  keys = built.pipeline.host_batch(0).keys()
+  assert ('x_u' in keys) == bool(built.method.unlabeled_views)
+
+
+def test_checkpoint_round_trip(built, tmp_path):
+  state = built.init()
+  state, _ = built.train_step(state, next(built.pipeline.iterate(0, 1)))
+  expected = jax.device_get(state)
+  ckpts = Checkpoints(str(tmp_path), keep=2)
+  ckpts.save(1, state, {'step': 1})
+  ckpts.wait()
+  restored, meta = ckpts.restore(1, built.abstract_state)
+  ckpts.close()
+  assert meta == {'step': 1}
+  jax.tree.map(np.testing.assert_array_equal, expected, jax.device_get(restored))
+  leaf = jax.tree.leaves(restored)[0]
+  assert leaf.sharding.is_equivalent_to(parallel.replicated(built.mesh), leaf.ndim)

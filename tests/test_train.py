@@ -1,0 +1,220 @@
+"""The trainer end to end: exact resume after SIGKILL, sharding, SSL beats supervised, errors."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxssl import parallel
+from jaxssl.checkpoint import Checkpoints
+from jaxssl.cli import main
+from jaxssl.errors import UserError
+from jaxssl.train import build, train_and_evaluate
+from tests.conftest import tiny_config
+
+CONFIG = Path(__file__).parents[1] / 'experiments' / 'configs' / 'mnist_improved_gan.py'
+RESUME_ARGS = [
+  '--config.num_steps=60',
+  '--config.checkpoint_every=10',
+  '--config.eval_every=60',
+  '--config.log_every=10',
+  '--config.batch_size=32',
+  '--config.keep_checkpoints=10',
+]
+
+
+def _cli(workdir, *extra):
+  cmd = [
+    sys.executable,
+    '-m',
+    'jaxssl',
+    'train',
+    f'--config={CONFIG}:quick',
+    f'--workdir={workdir}',
+    *RESUME_ARGS,
+    *extra,
+  ]
+  return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _final_state(workdir):
+  config = json.loads((Path(workdir) / 'config.json').read_text())
+  run = build(config)
+  ckpts = Checkpoints(str(workdir), keep=10)
+  state, meta = ckpts.restore(ckpts.latest_step(), run.abstract_state)
+  ckpts.close()
+  return jax.device_get(state), meta
+
+
+def test_sigkill_and_resume_is_bit_identical(tmp_path):
+  straight = _cli(tmp_path / 'straight')
+  killed = _cli(tmp_path / 'killed')
+  first_ckpt = tmp_path / 'killed' / 'checkpoints' / '20'
+  deadline = time.time() + 300
+  while not first_ckpt.exists() and killed.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  assert killed.poll() is None, 'the run finished before it could be killed'
+  killed.send_signal(signal.SIGKILL)
+  killed.wait()
+  steps_left = sorted(
+    int(p.name) for p in (tmp_path / 'killed' / 'checkpoints').iterdir() if p.name.isdigit()
+  )
+  assert steps_left and steps_left[-1] < 60, steps_left
+  resumed = _cli(tmp_path / 'killed')
+  for proc in (straight, resumed):
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+  a, meta_a = _final_state(tmp_path / 'straight')
+  b, meta_b = _final_state(tmp_path / 'killed')
+  assert int(a['step']) == int(b['step']) == 60
+  assert meta_a['data'] == meta_b['data'] == {'labeled_seen': 60 * 32, 'unlabeled_seen': 60 * 32}
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  rows = [json.loads(r) for r in (tmp_path / 'killed' / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in rows] == list(range(10, 61, 10)), 'resumed run must not repeat rows'
+  results = json.loads((tmp_path / 'killed' / 'results.json').read_text())
+  assert (
+    results['test_errors']
+    == json.loads((tmp_path / 'straight' / 'results.json').read_text())['test_errors']
+  )
+
+
+def test_sharded_step_equals_one_device_step(mnist):
+  config = tiny_config('improved_gan')
+  one = build(config, mesh=parallel.make_mesh(jax.devices()[:1]))
+  eight = build(config)
+  assert eight.mesh.size == 8
+  s1, s8 = one.init(), eight.init()
+  for step in range(2):
+    s1, m1 = one.train_step(s1, next(one.pipeline.iterate(step, step + 1)))
+    s8, m8 = eight.train_step(s8, next(eight.pipeline.iterate(step, step + 1)))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
+    jax.device_get(s1),
+    jax.device_get(s8),
+  )
+  for k in m1:
+    np.testing.assert_allclose(m1[k], m8[k], rtol=2e-4, atol=2e-5, err_msg=k)
+
+
+@pytest.mark.slow
+def test_short_gan_run_beats_labeled_only_baseline(tmp_path):
+  common = dict(num_steps=600, batch_size=100, eval_every=600, checkpoint_every=600, log_every=100)
+  mesh = parallel.make_mesh(jax.devices()[:1])  # sharding is tested above; this tests learning
+  gan = train_and_evaluate(tiny_config('improved_gan', **common), str(tmp_path / 'gan'), mesh=mesh)
+  sup = train_and_evaluate(tiny_config('supervised', **common), str(tmp_path / 'sup'), mesh=mesh)
+  assert gan['test_error'] < sup['test_error'] - 0.05, (gan['test_error'], sup['test_error'])
+  assert (tmp_path / 'gan' / 'samples' / 'samples_0000600.png').exists()
+
+
+def _error(capsys, *argv):
+  with pytest.raises(SystemExit) as exit_info:
+    main(['jaxssl', *argv])
+  err = capsys.readouterr().err
+  assert exit_info.value.code != 0
+  assert err.count('\n') == 1 and err.startswith('jaxssl: error: '), err
+  return err
+
+
+@pytest.mark.parametrize(
+  'override, message',
+  [
+    ('--config.lr_typo=1', 'lr_typo'),
+    ('--config.labels_per_class=6000', 'labels_per_class=6000 is impossible'),
+    ('--config.dataset=mnits', "unknown dataset 'mnits'"),
+    ('--config.method=fixmatchh', "unknown method 'fixmatchh'"),
+    ('--config.batch_size=12', 'divisible by the number of devices'),
+  ],
+)
+def test_bad_config_is_one_line_and_before_compute(capsys, tmp_path, override, message):
+  err = _error(capsys, 'train', f'--config={CONFIG}:quick', f'--workdir={tmp_path}', override)
+  assert message in err
+  assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_config_file_typo_is_caught(tmp_path):
+  with pytest.raises(UserError, match=r"'lr_d' \(did you mean 'lr'\?\)"):
+    train_and_evaluate({**tiny_config('improved_gan').to_dict(), 'lr_d': 0.1}, str(tmp_path))
+
+
+def test_nan_loss_stops_before_saving(tmp_path):
+  # NaN noise makes every loss NaN from the first step; checkpoint_every=1 would save each step.
+  config = tiny_config(
+    'improved_gan', num_steps=4, checkpoint_every=1, log_every=2, input_noise=float('nan')
+  )
+  with pytest.raises(UserError, match=r'loss/\S+ is nan at step 1; stopped without saving'):
+    train_and_evaluate(config, str(tmp_path))
+  assert not [p for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()]
+
+
+def test_other_config_in_existing_workdir_is_refused(tmp_path):
+  train_and_evaluate(tiny_config('supervised'), str(tmp_path))
+  with pytest.raises(UserError, match='another config.*lr: 0.003 -> 0.1'):
+    train_and_evaluate(tiny_config('supervised', lr=0.1), str(tmp_path))
+
+
+def test_corrupt_checkpoint_is_named_and_kept(capsys, tmp_path):
+  train_and_evaluate(tiny_config('supervised'), str(tmp_path))
+  files = [p for p in (tmp_path / 'checkpoints' / '2').rglob('*') if p.is_file()]
+  biggest = max(files, key=lambda p: p.stat().st_size)
+  biggest.write_bytes(biggest.read_bytes()[: biggest.stat().st_size // 2])
+  snapshot = {p: p.stat().st_size for p in files}
+  err = _error(capsys, 'eval', f'--workdir={tmp_path}')
+  assert 'checkpoints/2 is unreadable or partial' in err
+  assert {p: p.stat().st_size for p in files if p.exists()} == snapshot
+
+
+def test_eval_cli_reads_the_latest_checkpoint(capsys, tmp_path):
+  results = train_and_evaluate(tiny_config('supervised'), str(tmp_path))
+  main(['jaxssl', 'eval', f'--workdir={tmp_path}'])
+  out = json.loads(capsys.readouterr().out)
+  assert out['step'] == 2 and out['eval/test/errors'] == results['test_errors']
+  assert json.loads((tmp_path / 'eval.json').read_text())['step'] == 2
+
+
+def test_results_and_metrics_files(tmp_path):
+  results = train_and_evaluate(tiny_config('improved_gan'), str(tmp_path))
+  for key in (
+    'method',
+    'dataset',
+    'labels',
+    'seed',
+    'steps',
+    'test_error',
+    'test_errors',
+    'wall_seconds',
+    'images_per_second',
+  ):
+    assert key in results
+  assert results['labels'] == 100 and results['test_examples'] == 10000
+  assert results['test_error'] == results['test_errors'] / 10000
+  rows = [json.loads(r) for r in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in rows] == [1, 2] and 'eval/test/error' in rows[-1]
+  assert json.loads((tmp_path / 'config.json').read_text())['method'] == 'improved_gan'
+  assert list(tmp_path.glob('events.out.tfevents.*'))
+  assert (tmp_path / 'samples' / 'samples_0000002.png').exists()
+
+
+def test_bench_cli_writes_json(capsys, tmp_path):
+  out = tmp_path / 'bench.json'
+  main(
+    [
+      'jaxssl',
+      'bench',
+      f'--config={CONFIG}:quick',
+      '--steps=3',
+      '--warmup=1',
+      f'--out={out}',
+      '--config.batch_size=32',
+    ]
+  )
+  result = json.loads(out.read_text())
+  assert result['step_ms_median'] > 0 and result['images_per_s_total'] == pytest.approx(
+    64 / (result['step_ms_median'] / 1e3), rel=1e-2
+  )
+  assert result['device_count'] == 8 and 'compile_s' in result
