@@ -25,7 +25,26 @@ def _flags(argv):
   flags.DEFINE_enum('data', 'synthetic', ['synthetic', 'real'], 'bench: input.', flag_values=fv)
   flags.DEFINE_string('out', None, 'bench: JSON output path.', flag_values=fv)
   flags.DEFINE_bool('distributed', False, 'Multi-host run.', flag_values=fv)
-  fv(argv)
+  for arg in argv:  # ml_collections reports a missing file only when the config is first read
+    if arg.startswith('--config='):
+      path = arg.split('=', 1)[1].split(':', 1)[0]
+      if not os.path.isfile(path):
+        from jaxssl.errors import UserError
+
+        raise UserError(f'config file {path} does not exist')
+  try:
+    fv(argv)
+  except flags.Error:
+    raise
+  except Exception as e:  # the config file itself, or ml_collections on --config.UNKNOWN=...
+    from jaxssl.errors import UserError
+
+    key = str(e).strip('"\'')
+    if isinstance(e, AttributeError | KeyError) and any(
+      a.startswith(f'--config.{key}=') for a in argv
+    ):
+      raise UserError(f'unknown config key {key!r} in a --config.{key}=VALUE override') from None
+    raise UserError(f'cannot load the config: {type(e).__name__}: {e}') from None
   return fv
 
 
@@ -58,6 +77,16 @@ def _run(command: str, fv) -> None:
     print(f'wrote {out}')
 
 
+def _one_line(e: Exception) -> str:
+  """The first line and, if the message embeds a traceback, its last line (the actual error)."""
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  if not lines:
+    return type(e).__name__
+  if len(lines) > 1 and any(line.startswith('Traceback') for line in lines):
+    return f'{lines[0]} {lines[-1]}'
+  return ' '.join(lines)
+
+
 def main(argv=None) -> None:
   argv = list(sys.argv if argv is None else argv)
   if len(argv) < 2 or argv[1] not in ('train', 'eval', 'bench'):
@@ -72,7 +101,7 @@ def main(argv=None) -> None:
     fv = _flags([argv[0], *argv[2:]])
     _run(argv[1], fv)
   except (UserError, flags.Error) as e:
-    print(f'jaxssl: error: {e}'.replace('\n', ' '), file=sys.stderr)
+    print(f'jaxssl: error: {_one_line(e)}', file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt:
     print('jaxssl: interrupted; resume by running the same command again', file=sys.stderr)

@@ -101,3 +101,19 @@ def test_prefetched_device_batches_are_sharded(mnist):
 def test_unknown_dataset_fails_before_any_work():
   with pytest.raises(UserError, match="unknown dataset 'mnits'"):
     datasets.load('mnits')
+
+
+def test_offline_download_fails_fast_with_instructions(tmp_path, monkeypatch):
+  """Without a network, a dataset that is not prepared fails at once and says what to do."""
+  import socket
+
+  def no_network(*args, **kwargs):
+    raise socket.gaierror(-2, 'Name or service not known')
+
+  monkeypatch.setattr(socket, 'getaddrinfo', no_network)
+  with pytest.raises(UserError) as info:
+    datasets.load('cifar10', str(tmp_path))
+  message = str(info.value)
+  assert "dataset 'cifar10' is not prepared in" in message and 'tfds build cifar10' in message
+  assert 'JAXSSL_DATA_DIR' in message and 'www.cs.toronto.edu' in message
+  assert not list(tmp_path.glob('cifar10/*/dataset_info.json'))

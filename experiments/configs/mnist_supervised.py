@@ -9,11 +9,15 @@ from jaxssl.config import base_config
 
 
 def get_config(variant: str = 'full'):
+  if variant not in ('full', 'quick'):
+    raise ValueError(f"variant must be 'full' or 'quick', got {variant!r}")
   config = base_config('supervised')
   config.dataset = 'mnist'
   config.labels_per_class = 10
   config.batch_size = 100
   steps_per_epoch = 60_000 // config.batch_size
-  config.num_steps = {'full': 300, 'quick': 5}[variant] * steps_per_epoch
+  config.num_steps = {'full': 300, 'quick': 10}[variant] * steps_per_epoch
+  if variant == 'quick':
+    config.polyak_decay = 0.999
   config.eval_every = config.checkpoint_every = steps_per_epoch * (10 if variant == 'full' else 1)
   return config

@@ -1,20 +1,30 @@
 """The method interface, and methods found by name: `jaxssl/methods/<name>.py`, one file each.
 
 A method file defines `defaults() -> dict` (every knob it reads, with its default) and
-`make(config, image_shape, num_classes) -> Method`. The trainer never branches on the name.
+`make(config, data: DataSpec) -> Method`. The trainer never branches on the name.
 """
 
 import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
 from jaxssl.errors import UserError
 
 State = Any  # a pytree of arrays
+
+
+class DataSpec(NamedTuple):
+  """What a method may know about its data before seeing any."""
+
+  image_shape: tuple[int, int, int]  # (H, W, C)
+  num_classes: int
+  num_unlabeled: int  # size of the unlabeled pool (the whole train split, plus extra images)
+
+
 Batch = dict[str, jax.Array]  # x_l, y_l (labeled); x_u, y_u (unlabeled; y_u only for monitors)
 
 

@@ -13,9 +13,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxssl import models
+from jaxssl import models, optim
 from jaxssl.data import to_float
-from jaxssl.methods import Method
+from jaxssl.errors import UserError
+from jaxssl.methods import DataSpec, Method
 from jaxssl.models.mlp import Discriminator, Generator
 
 
@@ -33,27 +34,14 @@ def defaults() -> dict:
     input_noise=0.3,
     hidden_noise=0.5,
     polyak_decay=0.9999,  # the paper's a <- a + 1e-4 (p - a), bias-corrected
+    data_init=True,  # data-dependent init of D on init_examples images, as the paper code
   )
 
 
-def adam(config) -> optax.GradientTransformation:
-  """The paper's Adam: g / sqrt(v_hat + 1e-8), lr constant then optionally linear decay to 0."""
-  decay_steps = int(config.lr_decay_fraction * config.num_steps)
-  lr = optax.join_schedules(
-    [
-      optax.constant_schedule(config.lr),
-      optax.linear_schedule(config.lr, 0.0, max(decay_steps, 1)),
-    ],
-    [config.num_steps - decay_steps],
-  )
+def adam(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The paper code's Adam, g / sqrt(v_hat + 1e-8), and its learning-rate schedule."""
+  lr = optim.constant_then_linear_decay(config.lr, config.num_steps, config.lr_decay_fraction)
   return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=0.0, eps_root=1e-8), lr
-
-
-def polyak(config):
-  """Polyak averaging of params: (transformation, state -> averaged params)."""
-  ema = optax.ema(config.polyak_decay, debias=True)
-  average = lambda s: optax.tree_utils.tree_bias_correction(s.ema, config.polyak_decay, s.count)
-  return ema, average
 
 
 def discriminator_losses(l_lab, y_lab, l_unl, l_fake):
@@ -73,32 +61,33 @@ def feature_matching_loss(f_real, f_fake):
   return jnp.mean(jnp.square(f_fake.mean(0) - f_real.mean(0)))
 
 
-def make(config, image_shape, num_classes) -> Method:
+def make(config, data: DataSpec) -> Method:
   if config.generator_loss not in ('feature_matching', 'minimax'):
-    raise ValueError(
+    raise UserError(
       f'generator_loss must be feature_matching or minimax, got {config.generator_loss!r}'
     )
-  n_in = math.prod(image_shape)
+  n_in = math.prod(data.image_shape)
   new_d = lambda key: Discriminator(
     n_in,
-    num_classes,
+    data.num_classes,
     rngs=nnx.Rngs(key),
     widths=config.disc_widths,
     input_noise=config.input_noise,
     hidden_noise=config.hidden_noise,
   )
   new_g = lambda key: Generator(
-    image_shape, rngs=nnx.Rngs(key), z_dim=config.z_dim, widths=config.gen_widths
+    data.image_shape, rngs=nnx.Rngs(key), z_dim=config.z_dim, widths=config.gen_widths
   )
   graph_d = models.split(nnx.eval_shape(lambda: new_d(jax.random.key(0))))[0]
   graph_g = models.split(nnx.eval_shape(lambda: new_g(jax.random.key(0))))[0]
   opt, lr = adam(config)
-  ema, average = polyak(config)
+  ema, average = optim.polyak(config.polyak_decay)
 
   def init(key, init_images):
     kd, kg, k_init = jax.random.split(key, 3)
     d = new_d(kd)
-    d.data_init(to_float(init_images), k_init)
+    if config.data_init:
+      d.data_init(to_float(init_images), k_init)
     _, pd, rd = models.split(d)
     _, pg, rg = models.split(new_g(kg))
     return dict(

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxssl import models
+from jaxssl import models, optim
 from jaxssl.data import to_float
-from jaxssl.methods import Method
-from jaxssl.methods.improved_gan import adam, polyak
+from jaxssl.methods import DataSpec, Method
+from jaxssl.methods.improved_gan import adam
 from jaxssl.models.mlp import Discriminator
 
 
@@ -24,14 +24,15 @@ def defaults() -> dict:
     input_noise=0.3,
     hidden_noise=0.5,
     polyak_decay=0.9999,
+    data_init=True,
   )
 
 
-def make(config, image_shape, num_classes) -> Method:
-  n_in = math.prod(image_shape)
+def make(config, data: DataSpec) -> Method:
+  n_in = math.prod(data.image_shape)
   new = lambda key: Discriminator(
     n_in,
-    num_classes,
+    data.num_classes,
     rngs=nnx.Rngs(key),
     widths=config.disc_widths,
     input_noise=config.input_noise,
@@ -39,12 +40,13 @@ def make(config, image_shape, num_classes) -> Method:
   )
   graph = models.split(nnx.eval_shape(lambda: new(jax.random.key(0))))[0]
   opt, lr = adam(config)
-  ema, average = polyak(config)
+  ema, average = optim.polyak(config.polyak_decay)
 
   def init(key, init_images):
     key, k_init = jax.random.split(key)
     net = new(key)
-    net.data_init(to_float(init_images), k_init)
+    if config.data_init:
+      net.data_init(to_float(init_images), k_init)
     _, params, rest = models.split(net)
     return dict(params=params, rest=rest, opt=opt.init(params), polyak=ema.init(params))
 

@@ -1,0 +1,194 @@
+"""Semi-supervised deep generative models M2 and M1+M2 (Kingma, Rezende, Mohamed, Welling 2014).
+
+M2: q(y|x), q(z|x,y), p(x|y,z). Loss per batch = the paper's summed objective J^alpha / N:
+mean U(x) + (N_l/N) mean L(x,y) + alpha N_l mean(-log q(y|x)), with alpha = 0.1·N as in the paper.
+M1+M2 (`stacked`): a VAE M1 trains on pixels first; M2 then models M1's latent means.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxssl import models
+from jaxssl.data import to_float
+from jaxssl.methods import DataSpec, Method
+from jaxssl.models.vae import M1, M2
+
+
+def defaults() -> dict:
+  return dict(
+    lr=3e-4,
+    adam_b1=0.9,
+    adam_b2=0.999,
+    stacked=False,  # True: M1+M2
+    m1_fraction=0.5,  # stacked: the first fraction of num_steps trains M1, the rest M2
+    m1_latent=50,
+    m1_widths=(600, 600),
+    latent=50,
+    widths=(500,),
+    alpha=0.1,  # the paper's alpha = 0.1 N
+    binarize=True,  # Bernoulli pixels drawn afresh every step (dynamic binarization)
+  )
+
+
+def gaussian_kl(mean, log_var):
+  """KL(N(mean, exp(log_var)) || N(0, I)), summed over the last axis."""
+  return 0.5 * jnp.sum(jnp.exp(log_var) + jnp.square(mean) - 1.0 - log_var, -1)
+
+
+def bernoulli_log_prob(logits, x):
+  return -jnp.sum(optax.sigmoid_binary_cross_entropy(logits, x), -1)
+
+
+def gaussian_log_prob(mean, log_var, x):
+  return -0.5 * jnp.sum(jnp.log(2 * jnp.pi) + log_var + jnp.square(x - mean) / jnp.exp(log_var), -1)
+
+
+def labeled_bound(model: M2, x, y_onehot, eps, gaussian_x: bool):
+  """L(x, y) = -E_q(z|x,y)[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)].
+
+  One reparameterized sample z = mean + std * eps; the KL term in closed form.
+  """
+  mean, log_var = model.encoder(jnp.concatenate([x, y_onehot], -1))
+  z = mean + jnp.exp(0.5 * log_var) * eps
+  out = model.decoder(jnp.concatenate([z, y_onehot], -1))
+  log_px = gaussian_log_prob(*out, x) if gaussian_x else bernoulli_log_prob(out, x)
+  log_py = -jnp.log(y_onehot.shape[-1])
+  return -(log_px + log_py - gaussian_kl(mean, log_var))
+
+
+def unlabeled_bound(model: M2, x, eps, gaussian_x: bool):
+  """U(x) = sum_y q(y|x) L(x,y) - H(q(y|x)), every class enumerated; also q(y|x)'s logits.
+
+  Every class of an example shares its noise eps (common random numbers), so U(x) equals
+  L(x, c) exactly when q(y|x) is one-hot on c.
+  """
+  logits = model.classifier(x)
+  k = logits.shape[-1]
+  ys = jnp.tile(jnp.eye(k), (x.shape[0], 1))  # (B*K, K): every class for each example
+  rep = lambda a: jnp.repeat(a, k, 0)
+  bound = labeled_bound(model, rep(x), ys, rep(eps), gaussian_x).reshape(-1, k)
+  q = jax.nn.softmax(logits)
+  entropy = -jnp.sum(q * jax.nn.log_softmax(logits), -1)
+  return jnp.sum(q * bound, -1) - entropy, logits
+
+
+def make(config, data: DataSpec) -> Method:
+  dx, k = math.prod(data.image_shape), data.num_classes
+  new_m1 = lambda key: M1(dx, config.m1_latent, config.m1_widths, rngs=nnx.Rngs(key))
+  dm2 = config.m1_latent if config.stacked else dx
+  new_m2 = lambda key: M2(
+    dm2, config.latent, k, config.widths, gaussian_x=config.stacked, rngs=nnx.Rngs(key)
+  )
+  graph_m1 = models.split(nnx.eval_shape(lambda: new_m1(jax.random.key(0))))[0]
+  graph_m2 = models.split(nnx.eval_shape(lambda: new_m2(jax.random.key(0))))[0]
+  opt = optax.adam(config.lr, b1=config.adam_b1, b2=config.adam_b2)
+  m1_steps = int(config.m1_fraction * config.num_steps) if config.stacked else 0
+  n_labeled = config.labels_per_class * k
+
+  def init(key, init_images):
+    k1, k2 = jax.random.split(key)
+    _, p1, _ = models.split(new_m1(k1))
+    _, p2, _ = models.split(new_m2(k2))
+    return dict(m1=p1, m2=p2, opt_m1=opt.init(p1), opt_m2=opt.init(p2))
+
+  m1 = lambda params: nnx.merge(graph_m1, params, copy=True)
+  m2 = lambda params: nnx.merge(graph_m2, params, copy=True)
+
+  def pixels(images, key):
+    x = to_float(images).reshape(images.shape[0], -1)
+    return jax.random.bernoulli(key, x).astype(jnp.float32) if config.binarize else x
+
+  def m2_input(state, images, key):
+    """M2 models pixels, or M1's latent means of them."""
+    if not config.stacked:
+      return pixels(images, key)
+    return m1(state['m1']).encoder(to_float(images).reshape(images.shape[0], -1))[0]
+
+  def m1_step(state, batch, key):
+    k_bin, k_z = jax.random.split(key)
+
+    def loss_fn(params):
+      model = m1(params)
+      x = pixels(batch['x_u'], k_bin)
+      mean, log_var = model.encoder(x)
+      z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(k_z, mean.shape)
+      return jnp.mean(gaussian_kl(mean, log_var) - bernoulli_log_prob(model.decoder(z), x))
+
+    loss, grads = jax.value_and_grad(loss_fn)(state['m1'])
+    updates, opt_m1 = opt.update(grads, state['opt_m1'], state['m1'])
+    new = dict(state, m1=optax.apply_updates(state['m1'], updates), opt_m1=opt_m1)
+    zeros = jnp.zeros(())
+    return new, {
+      'loss/m1': loss,
+      'loss/labeled': zeros,
+      'loss/unlabeled': zeros,
+      'loss/ce': zeros,
+      'monitor/train_acc': zeros,
+      'monitor/pseudo_acc': zeros,
+    }
+
+  def m2_step(state, batch, key):
+    k_xl, k_xu, k_l, k_u = jax.random.split(key, 4)
+    x_l, x_u = m2_input(state, batch['x_l'], k_xl), m2_input(state, batch['x_u'], k_xu)
+    y_l = jax.nn.one_hot(batch['y_l'], k)
+
+    def loss_fn(params):
+      model = m2(params)
+      eps_l = jax.random.normal(k_l, (x_l.shape[0], config.latent))
+      eps_u = jax.random.normal(k_u, (x_u.shape[0], config.latent))
+      bound_l = labeled_bound(model, x_l, y_l, eps_l, config.stacked).mean()
+      bound_u, logits_u = unlabeled_bound(model, x_u, eps_u, config.stacked)
+      logits_l = model.classifier(x_l)
+      ce = optax.softmax_cross_entropy(logits_l, y_l).mean()
+      frac = n_labeled / data.num_unlabeled
+      loss = bound_u.mean() + frac * bound_l + config.alpha * n_labeled * ce
+      return loss, (bound_l, bound_u.mean(), ce, logits_l, logits_u)
+
+    (_, (bound_l, bound_u, ce, logits_l, logits_u)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True
+    )(state['m2'])
+    updates, opt_m2 = opt.update(grads, state['opt_m2'], state['m2'])
+    new = dict(state, m2=optax.apply_updates(state['m2'], updates), opt_m2=opt_m2)
+    known = batch['y_u'] >= 0
+    return new, {
+      'loss/m1': jnp.zeros(()),
+      'loss/labeled': bound_l,
+      'loss/unlabeled': bound_u,
+      'loss/ce': ce,
+      'monitor/train_acc': jnp.mean(jnp.argmax(logits_l, -1) == batch['y_l']),
+      'monitor/pseudo_acc': jnp.sum((jnp.argmax(logits_u, -1) == batch['y_u']) & known)
+      / jnp.maximum(known.sum(), 1),
+    }
+
+  def train_step(state, batch, key, step):
+    if config.stacked:
+      state, metrics = jax.lax.cond(step < m1_steps, m1_step, m2_step, state, batch, key)
+    else:
+      state, metrics = m2_step(state, batch, key)
+    return state, {
+      **metrics,
+      'monitor/lr': jnp.asarray(config.lr),
+      'monitor/phase_m1': step < m1_steps,
+    }
+
+  def predict(state, images):
+    x = to_float(images).reshape(images.shape[0], -1)
+    if config.stacked:
+      x = m1(state['m1']).encoder(x)[0]
+    return m2(state['m2']).classifier(x)
+
+  def sample(state, key, n):
+    """Class-conditional samples, one row per class; each column shares its style z."""
+    per_class = max(n // k, 1)
+    z = jnp.tile(jax.random.normal(key, (per_class, config.latent)), (k, 1))
+    y = jnp.repeat(jnp.eye(k), per_class, 0)
+    out = m2(state['m2']).decoder(jnp.concatenate([z, y], -1))
+    if config.stacked:
+      out = m1(state['m1']).decoder(out[0])
+    return jax.nn.sigmoid(out).reshape(-1, *data.image_shape)
+
+  return Method(init=init, train_step=train_step, predict=predict, sample=sample)
