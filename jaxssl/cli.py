@@ -16,8 +16,9 @@ def _flags(argv):
   from ml_collections import config_flags
 
   fv = flags.FlagValues()
+  # sys_argv: overrides come from these arguments, not the process's (main(argv) in tests).
   config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config file.', flag_values=fv, lock_config=True
+    'config', None, 'Experiment config file.', flag_values=fv, lock_config=True, sys_argv=argv
   )
   flags.DEFINE_string('workdir', None, 'Run directory.', flag_values=fv)
   flags.DEFINE_integer('steps', 50, 'bench: timed steps after warm-up.', flag_values=fv)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -158,6 +159,11 @@ def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
     state, meta = run.init(), {'wall_seconds': 0.0}
   else:
     state, meta = ckpts.restore(latest, run.abstract_state)
+    if meta.get('data') != run.pipeline.position(latest):
+      raise UserError(
+        f'checkpoint {ckpts.directory / str(latest)} was written at data position '
+        f'{meta.get("data")}, but this config resumes at {run.pipeline.position(latest)}'
+      )
   if main:
     (workdir / 'config.json').write_text(config_lib.to_json(config) + '\n')
   start = int(state['step'])
@@ -200,14 +206,10 @@ def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
         row |= run.evaluate(state)
         if run.sample is not None and main:
           writer.images(s, 'samples', jax.device_get(run.sample(state)))
-        bar.write(
-          f'step {s}: test error {100 * row["eval/test/error"]:.2f}%'
-          + (
-            f' (raw {100 * row["eval/test/raw/error"]:.2f}%)'
-            if 'eval/test/raw/error' in row
-            else ''
-          )
-        )
+        raw = row.get('eval/test/raw/error')
+        message = f'step {s}: test error {100 * row["eval/test/error"]:.2f}%'
+        message += '' if raw is None else f' (raw {100 * raw:.2f}%)'
+        bar.write(message, file=sys.stderr)  # beside the bar: stdout is for results
       if main:
         writer.scalars(s, row)
       bar.set_postfix(
