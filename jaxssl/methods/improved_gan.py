@@ -44,6 +44,18 @@ def adam(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
   return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=0.0, eps_root=1e-8), lr
 
 
+def discriminator(config, data: DataSpec, key: jax.Array) -> Discriminator:
+  """The paper's MNIST discriminator, sized for `data` (also the labeled-only baseline's net)."""
+  return Discriminator(
+    math.prod(data.image_shape),
+    data.num_classes,
+    rngs=nnx.Rngs(key),
+    widths=config.disc_widths,
+    input_noise=config.input_noise,
+    hidden_noise=config.hidden_noise,
+  )
+
+
 def discriminator_losses(l_lab, y_lab, l_unl, l_fake):
   """(supervised, unsupervised) K+1-class losses with the fake class's logit fixed at 0.
 
@@ -66,15 +78,7 @@ def make(config, data: DataSpec) -> Method:
     raise UserError(
       f'generator_loss must be feature_matching or minimax, got {config.generator_loss!r}'
     )
-  n_in = math.prod(data.image_shape)
-  new_d = lambda key: Discriminator(
-    n_in,
-    data.num_classes,
-    rngs=nnx.Rngs(key),
-    widths=config.disc_widths,
-    input_noise=config.input_noise,
-    hidden_noise=config.hidden_noise,
-  )
+  new_d = lambda key: discriminator(config, data, key)
   new_g = lambda key: Generator(
     data.image_shape, rngs=nnx.Rngs(key), z_dim=config.z_dim, widths=config.gen_widths
   )

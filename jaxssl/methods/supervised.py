@@ -1,7 +1,5 @@
 """Labeled-only baseline: the same network, optimizer, averaging and schedule, no unlabeled data."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -10,8 +8,7 @@ from flax import nnx
 from jaxssl import models, optim
 from jaxssl.data import to_float
 from jaxssl.methods import DataSpec, Method
-from jaxssl.methods.improved_gan import adam
-from jaxssl.models.mlp import Discriminator
+from jaxssl.methods.improved_gan import adam, discriminator
 
 
 def defaults() -> dict:
@@ -29,15 +26,7 @@ def defaults() -> dict:
 
 
 def make(config, data: DataSpec) -> Method:
-  n_in = math.prod(data.image_shape)
-  new = lambda key: Discriminator(
-    n_in,
-    data.num_classes,
-    rngs=nnx.Rngs(key),
-    widths=config.disc_widths,
-    input_noise=config.input_noise,
-    hidden_noise=config.hidden_noise,
-  )
+  new = lambda key: discriminator(config, data, key)
   graph = models.split(nnx.eval_shape(lambda: new(jax.random.key(0))))[0]
   opt, lr = adam(config)
   ema, average = optim.polyak(config.polyak_decay)

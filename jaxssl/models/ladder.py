@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxssl.models.layers import noise_keys
+
 EPS = 1e-6
 
 
@@ -62,7 +64,7 @@ class Ladder(nnx.Module):
     stds are the batch statistics of the pre-normalization z (0 and 1 for the input).
     """
     num = len(self.W)
-    keys = [None] * (num + 1) if key is None else list(jax.random.split(key, num + 1))
+    keys = noise_keys(key, num + 1)
     noise = lambda k, a: a if k is None else a + noise_std * jax.random.normal(k, a.shape)
     h = noise(keys[0], x)
     zs, means, stds = [h], [jnp.zeros(())], [jnp.ones(())]

@@ -54,3 +54,8 @@ def gaussian_noise(x: jax.Array, std: float, key: jax.Array | None) -> jax.Array
   if key is None or std == 0:
     return x
   return x + std * jax.random.normal(key, x.shape, x.dtype)
+
+
+def noise_keys(key: jax.Array | None, n: int) -> list:
+  """n keys for n noise draws, or n Nones when key is None (the deterministic network)."""
+  return [None] * n if key is None else list(jax.random.split(key, n))

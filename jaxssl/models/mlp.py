@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxssl.models.layers import WNDense, gaussian_noise
+from jaxssl.models.layers import WNDense, gaussian_noise, noise_keys
 
 
 class Discriminator(nnx.Module):
@@ -36,11 +36,7 @@ class Discriminator(nnx.Module):
 
   def __call__(self, x: jax.Array, key: jax.Array | None = None):
     """`key=None` is the deterministic (evaluation) network, as Lasagne's deterministic=True."""
-    keys = (
-      [None] * (len(self.hidden) + 1)
-      if key is None
-      else jax.random.split(key, len(self.hidden) + 1)
-    )
+    keys = noise_keys(key, len(self.hidden) + 1)
     h = gaussian_noise(x.reshape(x.shape[0], -1), self.input_noise, keys[0])
     for layer, k in zip(self.hidden, keys[1:]):
       features = jax.nn.relu(layer(h))
@@ -53,11 +49,7 @@ class Discriminator(nnx.Module):
     With a key the noise is on, as in the paper's code, so the fixed hidden scales normalize the
     noisy training-mode activations.
     """
-    keys = (
-      [None] * (len(self.hidden) + 1)
-      if key is None
-      else jax.random.split(key, len(self.hidden) + 1)
-    )
+    keys = noise_keys(key, len(self.hidden) + 1)
     h = gaussian_noise(x.reshape(x.shape[0], -1), self.input_noise, keys[0])
     for layer, k in zip(self.hidden, keys[1:]):
       h = gaussian_noise(jax.nn.relu(layer.data_init(h)), self.hidden_noise, k)
