@@ -1,0 +1,201 @@
+"""On-device augmentation: pure, jittable, keyed functions of float images in [0, 1], NHWC.
+
+`weak`: random horizontal flip (off for digits) and reflect-pad-and-crop translation by up to
+12.5 %. `strong`: RandAugment with FixMatch's 14 ops (google-research/fixmatch RANDOM_POLICY_OPS),
+N=2 ops with a random magnitude each, then Cutout. `op_prob=0.5` applies each op with probability
+0.5 as the official code does; `op_prob=1.0` always applies it, as the paper says (fixmatch #65).
+Magnitude m in [0, 1] maps to the paper's ranges and is the identity at m = 0 for every op.
+"""
+
+import functools
+
+import dm_pix as pix
+import jax
+import jax.numpy as jnp
+
+GRAY = 0.5  # fill for pixels that geometric ops and Cutout leave empty
+
+
+def _blend(degenerate, x, factor):
+  """PIL ImageEnhance: factor 0 gives `degenerate`, 1 the image."""
+  return jnp.clip(degenerate + factor * (x - degenerate), 0.0, 1.0)
+
+
+def _factor(m, sign):
+  return 1.0 + sign * 0.9 * m  # [0.1, 1.9] at full magnitude, as AutoAugment's enhance ops
+
+
+def _gray(x):
+  return pix.rgb_to_grayscale(x, keep_dims=True) if x.shape[-1] == 3 else x
+
+
+def _affine(x, matrix2):
+  """Applies a 2x2 map to (row, col) about the image centre; channels untouched."""
+  h, w, _ = x.shape
+  matrix = jnp.eye(3).at[:2, :2].set(matrix2)
+  centre = jnp.array([(h - 1) / 2, (w - 1) / 2, 0.0])
+  return pix.affine_transform(
+    x, matrix, offset=centre - matrix @ centre, order=1, mode='constant', cval=GRAY
+  )
+
+
+def _shift(x, dy, dx):
+  h, w, _ = x.shape
+  matrix = jnp.eye(3)
+  return pix.affine_transform(
+    x, matrix, offset=jnp.array([dy * h, dx * w, 0.0]), order=1, mode='constant', cval=GRAY
+  )
+
+
+def identity(x, m, sign):
+  return x
+
+
+def autocontrast(x, m, sign):
+  lo, hi = x.min((0, 1), keepdims=True), x.max((0, 1), keepdims=True)
+  stretched = jnp.where(hi > lo, (x - lo) / jnp.where(hi > lo, hi - lo, 1.0), x)
+  return x + m * (stretched - x)
+
+
+def equalize(x, m, sign):
+  """PIL ImageOps.equalize per channel, blended in by m."""
+
+  def channel(c):
+    v = jnp.round(c * 255).astype(jnp.int32)
+    hist = jnp.bincount(v.ravel(), length=256)
+    last = hist[255 - jnp.argmax(hist[::-1] > 0)]
+    step = (hist.sum() - last) // 255
+    lut = jnp.clip((jnp.cumsum(hist) - hist + step // 2) // jnp.maximum(step, 1), 0, 255)
+    return jnp.where(step > 0, lut[v], v) / 255.0
+
+  equalized = jnp.stack([channel(x[..., i]) for i in range(x.shape[-1])], -1)
+  return x + m * (equalized - x)
+
+
+def rotate(x, m, sign):
+  angle = sign * m * jnp.deg2rad(30.0)
+  return pix.rotate(x, angle, order=1, mode='constant', cval=GRAY)
+
+
+def solarize(x, m, sign):
+  return jnp.where(x > 1.0 - m, 1.0 - x, x)  # threshold 1 - m: nothing inverted at m = 0
+
+
+def color(x, m, sign):
+  return _blend(_gray(x), x, _factor(m, sign))
+
+
+def contrast(x, m, sign):
+  return _blend(jnp.mean(_gray(x)), x, _factor(m, sign))
+
+
+def brightness(x, m, sign):
+  return _blend(jnp.zeros_like(x), x, _factor(m, sign))
+
+
+def sharpness(x, m, sign):
+  """Blend with PIL's SMOOTH filter (centre weight 5 of 13); the border is left as is."""
+  kernel = jnp.array([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
+  smooth = jax.vmap(
+    lambda c: jax.scipy.signal.convolve2d(c, kernel, mode='same'), in_axes=-1, out_axes=-1
+  )(x)
+  smooth = x.at[1:-1, 1:-1].set(smooth[1:-1, 1:-1])
+  return _blend(smooth, x, _factor(m, sign))
+
+
+def shear_x(x, m, sign):
+  return _affine(x, jnp.array([[1.0, 0.0], [sign * 0.3 * m, 1.0]]))
+
+
+def shear_y(x, m, sign):
+  return _affine(x, jnp.array([[1.0, sign * 0.3 * m], [0.0, 1.0]]))
+
+
+def translate_x(x, m, sign):
+  return _shift(x, 0.0, sign * 0.3 * m)
+
+
+def translate_y(x, m, sign):
+  return _shift(x, sign * 0.3 * m, 0.0)
+
+
+def posterize(x, m, sign):
+  bits = 8 - jnp.floor(4 * m).astype(jnp.int32)  # 8 bits (identity) down to 4
+  v = jnp.round(x * 255).astype(jnp.int32)
+  return jnp.left_shift(jnp.right_shift(v, 8 - bits), 8 - bits) / 255.0
+
+
+OPS = (
+  identity,
+  autocontrast,
+  equalize,
+  rotate,
+  solarize,
+  color,
+  contrast,
+  brightness,
+  sharpness,
+  shear_x,
+  translate_x,
+  translate_y,
+  posterize,
+  shear_y,
+)
+
+
+def cutout(x, key, size: float):
+  """Fills a square of side size·min(H, W), centred at a random pixel, with gray."""
+  h, w, _ = x.shape
+  side = int(round(size * min(h, w)))
+  if side == 0:
+    return x
+  cy, cx = jax.random.randint(key, (2,), 0, jnp.array([h, w]))
+  rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+  inside = (jnp.abs(rows - cy) <= side // 2) & (jnp.abs(cols - cx) <= side // 2)
+  return jnp.where(inside[..., None], GRAY, x)
+
+
+def _weak_one(x, key, flip: bool, pad_fraction: float):
+  k_flip, k_crop = jax.random.split(key)
+  if flip:
+    x = jnp.where(jax.random.bernoulli(k_flip), pix.flip_left_right(x), x)
+  h, w, c = x.shape
+  pad = int(round(pad_fraction * h)), int(round(pad_fraction * w))
+  padded = jnp.pad(x, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), mode='reflect')
+  return pix.random_crop(k_crop, padded, (h, w, c))
+
+
+def _strong_one(x, key, num_ops: int, op_prob: float, cutout_size: float):
+  keys = jax.random.split(key, num_ops + 1)
+  for k in keys[:-1]:
+    k_op, k_mag, k_sign, k_apply = jax.random.split(k, 4)
+    op = jax.random.randint(k_op, (), 0, len(OPS))
+    m = jax.random.randint(k_mag, (), 1, 10) / 10.0  # the official code's levels 1..9 of 10
+    sign = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
+    out = jax.lax.switch(op, [functools.partial(f, sign=sign) for f in OPS], x, m)
+    x = jnp.where(jax.random.uniform(k_apply) < op_prob, out, x)
+  return cutout(x, keys[-1], cutout_size)
+
+
+def weak(images, key, *, flip: bool = True, pad_fraction: float = 0.125):
+  """Random flip and translation of every image in a batch."""
+  keys = jax.random.split(key, images.shape[0])
+  return jax.vmap(functools.partial(_weak_one, flip=flip, pad_fraction=pad_fraction))(images, keys)
+
+
+def strong(
+  images,
+  key,
+  *,
+  num_ops: int = 2,
+  op_prob: float = 0.5,
+  cutout_size: float = 0.5,
+  flip: bool = True,
+  pad_fraction: float = 0.125,
+):
+  """Weak augmentation, then RandAugment and Cutout (16x16 at 32x32), as FixMatch's strong view."""
+  k_weak, k_strong = jax.random.split(key)
+  x = weak(images, k_weak, flip=flip, pad_fraction=pad_fraction)
+  keys = jax.random.split(k_strong, images.shape[0])
+  fn = functools.partial(_strong_one, num_ops=num_ops, op_prob=op_prob, cutout_size=cutout_size)
+  return jax.vmap(fn)(x, keys)

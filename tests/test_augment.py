@@ -1,0 +1,87 @@
+"""On-device augmentation: shapes, ranges, determinism, identity at magnitude 0, PIL parity."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from jaxssl.data import augment
+
+
+@pytest.fixture(scope='module')
+def image():
+  rng = np.random.default_rng(0)
+  return rng.integers(0, 256, (32, 32, 3)).astype(np.float32) / 255.0
+
+
+@pytest.mark.parametrize('op', augment.OPS, ids=lambda f: f.__name__)
+def test_op_keeps_shape_dtype_range_and_is_identity_at_zero(op, image):
+  fn = jax.jit(op)
+  for m in (0.3, 1.0):
+    for sign in (-1.0, 1.0):
+      out = fn(image, m, sign)
+      assert out.shape == image.shape and out.dtype == jnp.float32
+      assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+  np.testing.assert_allclose(fn(image, 0.0, 1.0), image, atol=1e-6)
+
+
+def _pil(x):
+  return Image.fromarray(np.round(np.asarray(x) * 255).astype(np.uint8))
+
+
+def test_equalize_autocontrast_posterize_match_pil(image):
+  low_contrast = np.round((0.3 + 0.4 * image) * 255) / 255  # so autocontrast has work to do
+  np.testing.assert_allclose(
+    np.asarray(augment.equalize(image, 1.0, 1.0)) * 255, np.asarray(ImageOps.equalize(_pil(image)))
+  )
+  np.testing.assert_allclose(
+    np.asarray(augment.autocontrast(low_contrast, 1.0, 1.0)) * 255,
+    np.asarray(ImageOps.autocontrast(_pil(low_contrast))),
+    atol=1.0,  # PIL truncates through a uint8 lookup table
+  )
+  for m, bits in ((0.25, 7), (0.5, 6), (1.0, 4)):
+    np.testing.assert_allclose(
+      np.asarray(augment.posterize(image, m, 1.0)) * 255,
+      np.asarray(ImageOps.posterize(_pil(image), bits)),
+    )
+
+
+@pytest.mark.parametrize('shape', [(4, 32, 32, 3), (4, 28, 28, 1)])
+def test_weak_and_strong_are_deterministic_per_key(shape):
+  x = jax.random.uniform(jax.random.key(0), shape)
+  for fn in (jax.jit(augment.weak), jax.jit(augment.strong)):
+    a, b = fn(x, jax.random.key(1)), fn(x, jax.random.key(1))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert not np.allclose(a, fn(x, jax.random.key(2)))
+
+
+def test_weak_is_a_flip_and_a_bounded_shift():
+  x = jnp.zeros((1, 32, 32, 1)).at[0, 16, 16, 0].set(1.0)
+  for seed in range(8):
+    out = augment.weak(x, jax.random.key(seed))[0, ..., 0]
+    (r,), (c,) = np.nonzero(np.asarray(out) == 1.0)
+    assert abs(r - 16) <= 4 and (abs(c - 16) <= 4 or abs(c - 15) <= 4)  # flips map 16 to 15
+  no_flip = augment.weak(
+    jnp.tile(jnp.arange(32.0)[None, None, :, None] / 31, (1, 32, 1, 1)),
+    jax.random.key(0),
+    flip=False,
+    pad_fraction=0.0,
+  )
+  np.testing.assert_allclose(no_flip[0, 0, :, 0], jnp.arange(32.0) / 31)
+
+
+def test_strong_without_ops_or_cutout_is_the_weak_view():
+  x = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3))
+  key = jax.random.key(3)
+  plain = augment.strong(x, key, op_prob=0.0, cutout_size=0.0)
+  np.testing.assert_array_equal(plain, augment.weak(x, jax.random.split(key)[0]))
+
+
+def test_cutout_fills_a_16px_square_at_32px():
+  out = augment.cutout(jnp.ones((32, 32, 3)), jax.random.key(0), 0.5)
+  gray = np.asarray(out[..., 0]) == augment.GRAY
+  rows, cols = np.nonzero(gray)
+  assert rows.max() - rows.min() + 1 <= 17 and cols.max() - cols.min() + 1 <= 17
+  assert gray.sum() >= 8 * 8  # at least a quarter of the square survives the border
