@@ -1,7 +1,9 @@
 """Semi-supervised deep generative models M2 and M1+M2 (Kingma, Rezende, Mohamed, Welling 2014).
 
-M2: q(y|x), q(z|x,y), p(x|y,z). Loss per batch = the paper's summed objective J^alpha / N:
-mean U(x) + (N_l/N) mean L(x,y) + alpha N_l mean(-log q(y|x)), with alpha = 0.1·N as in the paper.
+M2: q(y|x), q(z|x,y), p(x|y,z). The loss is the paper's J^alpha (Eq. 9: summed bounds plus
+alpha = 0.1·N times the *mean* labeled -log q(y|x)) divided by N, as the authors' code computes it
+(dpkingma/nips14-ssl: beta = alpha·n_tot/n_labeled on the labeled sum):
+mean U(x) + (N_l/N) mean L(x,y) + 0.1 mean(-log q(y|x)).
 M1+M2 (`stacked`): a VAE M1 trains on pixels first; M2 then models M1's latent means.
 """
 
@@ -29,7 +31,7 @@ def defaults() -> dict:
     m1_widths=(600, 600),
     latent=50,
     widths=(500,),
-    alpha=0.1,  # the paper's alpha = 0.1 N
+    alpha=0.1,  # weight of the mean labeled cross-entropy: the paper's 0.1·N on its summed J
     binarize=True,  # Bernoulli pixels drawn afresh every step (dynamic binarization)
   )
 
@@ -145,7 +147,7 @@ def make(config, data: DataSpec) -> Method:
       logits_l = model.classifier(x_l)
       ce = optax.softmax_cross_entropy(logits_l, y_l).mean()
       frac = n_labeled / data.num_unlabeled
-      loss = bound_u.mean() + frac * bound_l + config.alpha * n_labeled * ce
+      loss = bound_u.mean() + frac * bound_l + config.alpha * ce
       return loss, (bound_l, bound_u.mean(), ce, logits_l, logits_u)
 
     (_, (bound_l, bound_u, ce, logits_l, logits_u)), grads = jax.value_and_grad(
