@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from jaxssl.methods.vae_m2 import gaussian_kl, labeled_bound, unlabeled_bound
@@ -60,8 +61,11 @@ def test_unlabeled_bound_equals_labeled_bound_for_one_hot_q():
     np.testing.assert_allclose(u, l_, rtol=1e-6)
 
 
-def test_stacked_m1_m2_trains_m1_then_m2(mnist):
-  run = build(tiny_config('vae_m2', stacked=True, num_steps=4, m1_fraction=0.5))
+@pytest.mark.parametrize('m1_sample', [False, True])
+def test_stacked_m1_m2_trains_m1_then_m2(mnist, m1_sample):
+  run = build(
+    tiny_config('vae_m2', stacked=True, num_steps=4, m1_fraction=0.5, m1_sample=m1_sample)
+  )
   state = run.init()
   m1_start, m2_start = jax.device_get((state['method']['m1'], state['method']['m2']))
   phases = []

@@ -27,6 +27,10 @@ def defaults() -> dict:
     adam_b2=0.999,
     stacked=False,  # True: M1+M2
     m1_fraction=0.5,  # stacked: the first fraction of num_steps trains M1, the rest M2
+    # stacked: train M2 on z1 ~ q(z1|x) drawn afresh each step, as the authors' code does, rather
+    # than on the means (which let the Gaussian likelihood collapse onto unused latent units).
+    # Evaluation always uses the means.
+    m1_sample=False,
     m1_latent=50,
     m1_widths=(600, 600),
     latent=50,
@@ -105,10 +109,13 @@ def make(config, data: DataSpec) -> Method:
     return jax.random.bernoulli(key, x).astype(jnp.float32) if config.binarize else x
 
   def m2_input(state, images, key):
-    """M2 models pixels, or M1's latent means of them."""
+    """M2 models pixels, or M1's latent code of them (means, or samples if m1_sample)."""
     if not config.stacked:
       return pixels(images, key)
-    return m1(state['m1']).encoder(to_float(images).reshape(images.shape[0], -1))[0]
+    mean, log_var = m1(state['m1']).encoder(to_float(images).reshape(images.shape[0], -1))
+    if not config.m1_sample:
+      return mean
+    return mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
 
   def m1_step(state, batch, key):
     k_bin, k_z = jax.random.split(key)
