@@ -61,8 +61,7 @@ def build(config, mesh=None) -> Run:
   """Loads data and compiles nothing yet; raises UserError on bad input before any compute."""
   config = config_lib.resolve(config)
   ds = datasets.load(config.dataset, config.data_dir)
-  n_unlabeled = len(ds.train_images) + (0 if ds.extra_images is None else len(ds.extra_images))
-  spec = methods.DataSpec(ds.image_shape, ds.num_classes, n_unlabeled)
+  spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled)
   method = methods.get(config.method).make(config, spec)
   mesh = mesh if mesh is not None else parallel.make_mesh()
   pipeline = Pipeline(ds, config, mesh, unlabeled=bool(method.unlabeled_views))

@@ -65,3 +65,10 @@ def test_checkpoint_round_trip(built, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, expected, jax.device_get(restored))
   leaf = jax.tree.leaves(restored)[0]
   assert leaf.sharding.is_equivalent_to(parallel.replicated(built.mesh), leaf.ndim)
+
+
+def test_known_label_accuracy_ignores_unknown_labels():
+  logits = jax.numpy.eye(4)  # predicts 0, 1, 2, 3
+  labels = jax.numpy.array([0, 2, -1, 3])  # one wrong, one unknown
+  np.testing.assert_allclose(methods.known_label_accuracy(logits, labels), 2 / 3)
+  assert float(methods.known_label_accuracy(logits, -jax.numpy.ones(4, int))) == 0.0

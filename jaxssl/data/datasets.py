@@ -38,6 +38,11 @@ class Dataset:
   def image_shape(self) -> tuple[int, int, int]:
     return tuple(self.train_images.shape[1:])
 
+  @property
+  def num_unlabeled(self) -> int:
+    """The unlabeled pool: every train image plus the extra unlabeled ones."""
+    return len(self.train_images) + (0 if self.extra_images is None else len(self.extra_images))
+
 
 def default_data_dir() -> str:
   """$JAXSSL_DATA_DIR, else TFDS's own default so prepared data is shared with other tools."""

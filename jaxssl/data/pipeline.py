@@ -54,9 +54,8 @@ class Pipeline:
     self.labeled = Stream(self.labeled_idx, config.batch_size, config.seed, 'labeled')
     self.unlabeled = None
     if unlabeled:
-      n_pool = len(ds.train_images) + (0 if ds.extra_images is None else len(ds.extra_images))
       self.unlabeled = Stream(
-        np.arange(n_pool), config.batch_size * config.uratio, config.seed, 'unlabeled'
+        np.arange(ds.num_unlabeled), config.batch_size * config.uratio, config.seed, 'unlabeled'
       )
 
   def _gather(self, idx: np.ndarray):

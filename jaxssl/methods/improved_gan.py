@@ -16,7 +16,7 @@ from flax import nnx
 from jaxssl import models, optim
 from jaxssl.data import to_float
 from jaxssl.errors import UserError
-from jaxssl.methods import DataSpec, Method
+from jaxssl.methods import DataSpec, Method, known_label_accuracy
 from jaxssl.models.mlp import Discriminator, Generator
 
 
@@ -140,15 +140,13 @@ def make(config, data: DataSpec) -> Method:
     updates, opt_g = opt.update(grads, state['opt_g'], state['g'])
     pg = optax.apply_updates(state['g'], updates)
 
-    known = batch['y_u'] >= 0
     metrics = {
       'loss/d': loss_d,
       'loss/sup': sup,
       'loss/unsup': unsup,
       'loss/g': loss_g,
       'monitor/train_acc': jnp.mean(jnp.argmax(l_l, -1) == y_l),
-      'monitor/pseudo_acc': jnp.sum((jnp.argmax(l_u, -1) == batch['y_u']) & known)
-      / jnp.maximum(known.sum(), 1),
+      'monitor/pseudo_acc': known_label_accuracy(l_u, batch['y_u']),
       'monitor/d_real': jnp.mean(jax.nn.sigmoid(lse_u)),
       'monitor/d_fake': jnp.mean(jax.nn.sigmoid(lse_f)),
       'monitor/lr': lr(step),

@@ -15,7 +15,7 @@ from flax import nnx
 from jaxssl import models, optim
 from jaxssl.data import to_float
 from jaxssl.errors import UserError
-from jaxssl.methods import DataSpec, Method
+from jaxssl.methods import DataSpec, Method, known_label_accuracy
 from jaxssl.models.ladder import Ladder, denoising_costs
 
 
@@ -70,14 +70,12 @@ def make(config, data: DataSpec) -> Method:
     )(state['params'])
     updates, opt_state = opt.update(grads, state['opt'], state['params'])
     new_state = dict(params=optax.apply_updates(state['params'], updates), rest=rest, opt=opt_state)
-    known = batch['y_u'] >= 0
     metrics = {
       'loss/total': loss,
       'loss/sup': ce,
       **{f'loss/denoise_{l}': c for l, c in enumerate(costs)},
       'monitor/train_acc': jnp.mean(jnp.argmax(logits_l, -1) == batch['y_l']),
-      'monitor/pseudo_acc': jnp.sum((jnp.argmax(logits_u, -1) == batch['y_u']) & known)
-      / jnp.maximum(known.sum(), 1),
+      'monitor/pseudo_acc': known_label_accuracy(logits_u, batch['y_u']),
       'monitor/lr': lr(step),
     }
     return new_state, metrics

@@ -16,7 +16,7 @@ from flax import nnx
 
 from jaxssl import models
 from jaxssl.data import to_float
-from jaxssl.methods import DataSpec, Method
+from jaxssl.methods import DataSpec, Method, known_label_accuracy
 from jaxssl.models.vae import M1, M2
 
 
@@ -162,15 +162,13 @@ def make(config, data: DataSpec) -> Method:
     )(state['m2'])
     updates, opt_m2 = opt.update(grads, state['opt_m2'], state['m2'])
     new = dict(state, m2=optax.apply_updates(state['m2'], updates), opt_m2=opt_m2)
-    known = batch['y_u'] >= 0
     return new, {
       'loss/m1': jnp.zeros(()),
       'loss/labeled': bound_l,
       'loss/unlabeled': bound_u,
       'loss/ce': ce,
       'monitor/train_acc': jnp.mean(jnp.argmax(logits_l, -1) == batch['y_l']),
-      'monitor/pseudo_acc': jnp.sum((jnp.argmax(logits_u, -1) == batch['y_u']) & known)
-      / jnp.maximum(known.sum(), 1),
+      'monitor/pseudo_acc': known_label_accuracy(logits_u, batch['y_u']),
     }
 
   def train_step(state, batch, key, step):
