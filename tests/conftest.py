@@ -35,6 +35,8 @@ def tiny_config(method: str, **overrides):
       init_examples=64,
     )
   )
+  if 'backbone' in config:  # the discriminative methods: a tiny CNN, 2 unlabeled per labeled
+    config.update(dict(backbone='cnn', cnn_widths=(8, 16), uratio=2, flip=False))
   config.update(overrides)
   return config
 

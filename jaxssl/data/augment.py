@@ -29,22 +29,40 @@ def _gray(x):
   return pix.rgb_to_grayscale(x, keep_dims=True) if x.shape[-1] == 3 else x
 
 
-def _affine(x, matrix2):
-  """Applies a 2x2 map to (row, col) about the image centre; channels untouched."""
+def _warp(x, matrix2, shift):
+  """Output pixel o samples input M·(o − c) + c + shift: M about the image centre c, (row, col)."""
   h, w, _ = x.shape
   matrix = jnp.eye(3).at[:2, :2].set(matrix2)
   centre = jnp.array([(h - 1) / 2, (w - 1) / 2, 0.0])
-  return pix.affine_transform(
-    x, matrix, offset=centre - matrix @ centre, order=1, mode='constant', cval=GRAY
-  )
+  offset = centre - matrix @ centre + jnp.append(shift, 0.0)
+  return pix.affine_transform(x, matrix, offset=offset, order=1, mode='constant', cval=GRAY)
 
 
-def _shift(x, dy, dx):
-  h, w, _ = x.shape
-  matrix = jnp.eye(3)
-  return pix.affine_transform(
-    x, matrix, offset=jnp.array([dy * h, dx * w, 0.0]), order=1, mode='constant', cval=GRAY
-  )
+# The geometric ops as (2x2 map, shift) of magnitude m, so a RandAugment layer warps each image
+# once whichever of them it draws, instead of running all five warps and selecting one.
+def _rotation(m, sign, h, w):
+  a = sign * m * jnp.deg2rad(30.0)
+  return jnp.array([[jnp.cos(a), jnp.sin(a)], [-jnp.sin(a), jnp.cos(a)]]), jnp.zeros(2)
+
+
+def _shear_x(m, sign, h, w):
+  return jnp.array([[1.0, 0.0], [sign * 0.3 * m, 1.0]]), jnp.zeros(2)
+
+
+def _shear_y(m, sign, h, w):
+  return jnp.array([[1.0, sign * 0.3 * m], [0.0, 1.0]]), jnp.zeros(2)
+
+
+def _translate_x(m, sign, h, w):
+  return jnp.eye(2), jnp.array([0.0, sign * 0.3 * m * w])
+
+
+def _translate_y(m, sign, h, w):
+  return jnp.eye(2), jnp.array([sign * 0.3 * m * h, 0.0])
+
+
+def _no_warp(m, sign, h, w):
+  return jnp.eye(2), jnp.zeros(2)
 
 
 def identity(x, m, sign):
@@ -73,8 +91,7 @@ def equalize(x, m, sign):
 
 
 def rotate(x, m, sign):
-  angle = sign * m * jnp.deg2rad(30.0)
-  return pix.rotate(x, angle, order=1, mode='constant', cval=GRAY)
+  return _warp(x, *_rotation(m, sign, *x.shape[:2]))
 
 
 def solarize(x, m, sign):
@@ -95,28 +112,27 @@ def brightness(x, m, sign):
 
 def sharpness(x, m, sign):
   """Blend with PIL's SMOOTH filter (centre weight 5 of 13); the border is left as is."""
-  kernel = jnp.array([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
-  smooth = jax.vmap(
-    lambda c: jax.scipy.signal.convolve2d(c, kernel, mode='same'), in_axes=-1, out_axes=-1
-  )(x)
-  smooth = x.at[1:-1, 1:-1].set(smooth[1:-1, 1:-1])
+  h, w, _ = x.shape
+  window = lambda dy, dx: x[1 + dy : h - 1 + dy, 1 + dx : w - 1 + dx]
+  smooth = sum(window(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) + 4.0 * window(0, 0)
+  smooth = x.at[1:-1, 1:-1].set(smooth / 13.0)
   return _blend(smooth, x, _factor(m, sign))
 
 
 def shear_x(x, m, sign):
-  return _affine(x, jnp.array([[1.0, 0.0], [sign * 0.3 * m, 1.0]]))
+  return _warp(x, *_shear_x(m, sign, *x.shape[:2]))
 
 
 def shear_y(x, m, sign):
-  return _affine(x, jnp.array([[1.0, sign * 0.3 * m], [0.0, 1.0]]))
+  return _warp(x, *_shear_y(m, sign, *x.shape[:2]))
 
 
 def translate_x(x, m, sign):
-  return _shift(x, 0.0, sign * 0.3 * m)
+  return _warp(x, *_translate_x(m, sign, *x.shape[:2]))
 
 
 def translate_y(x, m, sign):
-  return _shift(x, sign * 0.3 * m, 0.0)
+  return _warp(x, *_translate_y(m, sign, *x.shape[:2]))
 
 
 def posterize(x, m, sign):
@@ -165,14 +181,25 @@ def _weak_one(x, key, flip: bool, pad_fraction: float):
   return pix.random_crop(k_crop, padded, (h, w, c))
 
 
+GEOMETRIC = {rotate: _rotation, shear_x: _shear_x, shear_y: _shear_y}
+GEOMETRIC |= {translate_x: _translate_x, translate_y: _translate_y}
+
+
 def _strong_one(x, key, num_ops: int, op_prob: float, cutout_size: float):
+  h, w, _ = x.shape
+  is_geometric = jnp.array([op in GEOMETRIC for op in OPS])
+  maps = [functools.partial(GEOMETRIC.get(op, _no_warp), h=h, w=w) for op in OPS]
   keys = jax.random.split(key, num_ops + 1)
   for k in keys[:-1]:
     k_op, k_mag, k_sign, k_apply = jax.random.split(k, 4)
     op = jax.random.randint(k_op, (), 0, len(OPS))
     m = jax.random.randint(k_mag, (), 1, 10) / 10.0  # the official code's levels 1..9 of 10
     sign = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
-    out = jax.lax.switch(op, [functools.partial(f, sign=sign) for f in OPS], x, m)
+    # Under vmap a switch runs every branch: the cheap pixel ops all run, the warp runs once.
+    pixel_ops = [functools.partial(identity if f in GEOMETRIC else f, sign=sign) for f in OPS]
+    pixel = jax.lax.switch(op, pixel_ops, x, m)
+    warped = _warp(x, *jax.lax.switch(op, maps, m, sign))
+    out = jnp.where(is_geometric[op], warped, pixel)
     x = jnp.where(jax.random.uniform(k_apply) < op_prob, out, x)
   return cutout(x, keys[-1], cutout_size)
 

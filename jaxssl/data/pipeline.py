@@ -75,7 +75,9 @@ class Pipeline:
     batch = {'x_l': self.ds.train_images[idx], 'y_l': self.ds.train_labels[idx]}
     if self.unlabeled is not None:
       idx = self.unlabeled.indices(step)
-      batch['x_u'], batch['y_u'] = self._gather(idx[parallel.process_rows(len(idx))])
+      idx = idx[parallel.process_rows(len(idx))]
+      batch['x_u'], batch['y_u'] = self._gather(idx)
+      batch['i_u'] = idx.astype(np.int32)  # pool positions: per-example state (FlexMatch)
     return batch
 
   def position(self, step: int) -> dict[str, int]:

@@ -26,7 +26,7 @@ class DataSpec(NamedTuple):
   num_unlabeled: int  # size of the unlabeled pool (the whole train split, plus extra images)
 
 
-Batch = dict[str, jax.Array]  # x_l, y_l (labeled); x_u, y_u (unlabeled; y_u only for monitors)
+Batch = dict[str, jax.Array]  # x_l, y_l (labeled); x_u, y_u, i_u (unlabeled; y_u monitors only)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""UDA (Xie et al. 2020): consistency of a strong view with the sharpened prediction on a weak one.
+
+Soft targets softmax(logits_weak / T) with T = 0.4, used only where the weak prediction's
+confidence is at least 0.8, are the cross-entropy (KL up to a constant) targets of the strongly
+augmented view; λu = 1. Optional training-signal annealing (TSA) drops labeled examples the model
+already predicts with probability above η_t = α_t(1 − 1/K) + 1/K. Values as USB's UDA config.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxssl.methods import DataSpec, Method
+from jaxssl.methods import _classifier as C
+from jaxssl.methods import fixmatch
+
+TSA = ('none', 'linear', 'log', 'exp')
+
+
+def defaults() -> dict:
+  return fixmatch.defaults() | dict(
+    threshold=0.8,  # confidence mask of the weak view
+    temperature=0.4,  # sharpening of the soft targets
+    tsa='none',  # none | linear | log | exp
+  )
+
+
+def tsa_threshold(schedule: str, step, num_steps: int, num_classes: int) -> jax.Array:
+  t = step / num_steps
+  alpha = {
+    'none': lambda: jnp.ones(()),
+    'linear': lambda: t,
+    'log': lambda: 1.0 - jnp.exp(-5.0 * t),
+    'exp': lambda: jnp.exp(5.0 * (t - 1.0)),
+  }[schedule]()
+  return alpha * (1.0 - 1.0 / num_classes) + 1.0 / num_classes
+
+
+def make(config, data: DataSpec) -> Method:
+  C._choice(config, 'tsa', TSA)
+
+  def objective(net, params, state, batch, key, step):
+    k_l, k_w, k_s = jax.random.split(key, 3)
+    x_l = C.labeled_images(config, batch, k_l)
+    u_w = C.weak(config, batch['x_u'], k_w)
+    u_s = C.strong(
+      config,
+      batch['x_u'],
+      k_s,
+      num_ops=config.randaugment_ops,
+      op_prob=config.op_prob,
+      cutout_size=config.cutout_size,
+    )
+    (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
+    ce_l = C.cross_entropy(logits_l, batch['y_l'])
+    p_true = jnp.exp(-jax.lax.stop_gradient(ce_l))
+    keep = p_true <= tsa_threshold(config.tsa, step, config.num_steps, data.num_classes)
+    sup = jnp.sum(ce_l * keep) / jnp.maximum(keep.sum(), 1)
+    logits_w = jax.lax.stop_gradient(logits_w)
+    mask = (jnp.max(jax.nn.softmax(logits_w), -1) >= config.threshold).astype(jnp.float32)
+    targets = jax.nn.softmax(logits_w / config.temperature)
+    unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
+    metrics = {
+      'loss/sup': sup,
+      'loss/unsup': unsup,
+      'monitor/tsa_kept': jnp.mean(keep),
+      **C.monitors(batch, logits_l, logits_w, mask),
+    }
+    return sup + config.lambda_u * unsup, C.Aux(rest, metrics)
+
+  return C.make(config, data, objective, unlabeled_views=('weak', 'strong'))

@@ -1,0 +1,76 @@
+"""Virtual adversarial training (Miyato et al. 2018), with optional entropy minimization.
+
+The adversarial direction is found by power iteration: start from a random unit direction d,
+take the gradient of KL(p(y|x) ‖ p(y|x + ξd)) with respect to d, normalize, repeat; the
+perturbation is ε times it. The unlabeled loss is KL(p(y|x) ‖ p(y|x + r_adv)) with the clean
+prediction held fixed, plus `entmin_weight` × entropy of p(y|x) (VAT+EntMin). λu = 0.3,
+ε = 6, ξ = 1e-6, one iteration, entropy weight 0.06, ramp over 40 %: USB's values. The
+perturbed passes run in training mode but update no batch-norm statistics.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from jaxssl.methods import DataSpec, Method
+from jaxssl.methods import _classifier as C
+
+
+def defaults() -> dict:
+  return C.defaults() | dict(
+    lambda_u=0.3,
+    eps=6.0,  # L2 norm of the perturbation per image, in [0, 1] pixel units
+    xi=1e-6,  # finite-difference step of the power iteration
+    power_iterations=1,
+    entmin_weight=0.06,  # 0 turns entropy minimization off
+    ramp_fraction=0.4,
+  )
+
+
+def _unit(d):
+  """Per-example unit L2 norm, scaled first so tiny gradients do not underflow (as VAT's code)."""
+  axes = tuple(range(1, d.ndim))
+  d = d / (1e-12 + jnp.max(jnp.abs(d), axes, keepdims=True))
+  return d / jnp.sqrt(1e-6 + jnp.sum(d**2, axes, keepdims=True))
+
+
+def kl_divergence(target_logits, logits) -> jax.Array:
+  """Per-example KL(softmax(target) ‖ softmax(logits))."""
+  p = jax.nn.softmax(target_logits)
+  return jnp.sum(p * (jax.nn.log_softmax(target_logits) - jax.nn.log_softmax(logits)), -1)
+
+
+def adversarial_perturbation(logits_fn, x, logits, key, *, xi: float, eps: float, iterations: int):
+  """r_adv of norm ε per example: power iteration on the KL's Hessian at x (stop-gradient)."""
+  logits = jax.lax.stop_gradient(logits)
+  d = jax.random.normal(key, x.shape)
+  for _ in range(iterations):
+    grad_fn = jax.grad(lambda d: jnp.sum(kl_divergence(logits, logits_fn(x + xi * _unit(d)))))
+    d = grad_fn(d)
+  return jax.lax.stop_gradient(eps * _unit(d))
+
+
+def make(config, data: DataSpec) -> Method:
+  def objective(net, params, state, batch, key, step):
+    k_l, k_u, k_d = jax.random.split(key, 3)
+    x_l = C.labeled_images(config, batch, k_l)
+    u = C.weak(config, batch['x_u'], k_u)
+    (logits_l, logits_u), rest = C.forward_all(net, params, state, (x_l, u))
+    sup = C.cross_entropy(logits_l, batch['y_l']).mean()
+    perturbed = lambda x: net(params, state['rest'], x, train=True)[0]  # statistics discarded
+    r_adv = adversarial_perturbation(
+      perturbed, u, logits_u, k_d, xi=config.xi, eps=config.eps, iterations=config.power_iterations
+    )
+    unsup = jnp.mean(kl_divergence(jax.lax.stop_gradient(logits_u), perturbed(u + r_adv)))
+    probs = jax.nn.softmax(logits_u)
+    entropy = -jnp.mean(jnp.sum(probs * jax.nn.log_softmax(logits_u), -1))
+    weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction)
+    metrics = {
+      'loss/sup': sup,
+      'loss/unsup': unsup,
+      'loss/entropy': entropy,
+      'monitor/unsup_weight': weight,
+      **C.monitors(batch, logits_l, logits_u),
+    }
+    return sup + weight * unsup + config.entmin_weight * entropy, C.Aux(rest, metrics)
+
+  return C.make(config, data, objective, unlabeled_views=('weak',))

@@ -1,0 +1,120 @@
+"""Convolutional classifiers of the discriminative SSL methods.
+
+`WideResNet` is the WRN-28-k of google-research/fixmatch (libml/models.py `ResNet`), the network
+behind the FixMatch/MixMatch/UDA tables: a 16-filter stem, then 3 groups of 4 pre-activation
+residual blocks of 16k, 32k, 64k filters, leaky ReLU 0.1, batch norm of momentum 0.999.
+`SmallCNN` is a few conv blocks for 28x28 grayscale digits, so CPU runs on MNIST are quick.
+Both take float images in [0, 1], NHWC, and return logits; `key` is accepted for the interface
+and unused (the recipes use no dropout).
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:
+  # fixmatch's conv_args: N(0, sqrt(2 / (k·k·cout))), He init over fan-out; TF convs have biases.
+  init = jax.nn.initializers.normal(math.sqrt(2.0 / (k * k * cout)))
+  return nnx.Conv(cin, cout, (k, k), stride, padding='SAME', kernel_init=init, rngs=rngs)
+
+
+def _bn(n: int, momentum: float, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  return nnx.BatchNorm(n, momentum=momentum, epsilon=1e-3, rngs=rngs)  # TF's epsilon
+
+
+class _Residual(nnx.Module):
+  def __init__(self, cin, cout, stride, activate_before_residual, *, bn_momentum, slope, rngs):
+    self.bn1, self.bn2 = _bn(cin, bn_momentum, rngs), _bn(cout, bn_momentum, rngs)
+    self.conv1 = _conv(cin, cout, 3, stride, rngs)
+    self.conv2 = _conv(cout, cout, 3, 1, rngs)
+    self.shortcut = _conv(cin, cout, 1, stride, rngs) if cin != cout else None
+    self.activate_before_residual = activate_before_residual
+    self.act = functools.partial(jax.nn.leaky_relu, negative_slope=slope)
+
+  def __call__(self, x0, train: bool):
+    x = self.act(self.bn1(x0, use_running_average=not train))
+    if self.activate_before_residual:
+      x0 = x
+    x = self.conv1(x)
+    x = self.conv2(self.act(self.bn2(x, use_running_average=not train)))
+    if self.shortcut is not None:
+      x0 = self.shortcut(x0)
+    return x0 + x
+
+
+class WideResNet(nnx.Module):
+  """WRN-28-k: `filters` = 16·k (32 for WRN-28-2, 128 for WRN-28-8)."""
+
+  def __init__(
+    self,
+    in_channels: int,
+    num_classes: int,
+    *,
+    rngs: nnx.Rngs,
+    filters: int = 32,
+    scales: int = 3,
+    repeat: int = 4,
+    bn_momentum: float = 0.999,
+    slope: float = 0.1,
+  ):
+    args = dict(bn_momentum=bn_momentum, slope=slope, rngs=rngs)
+    self.stem = _conv(in_channels, 16, 3, 1, rngs)
+    blocks, cin = [], 16
+    for scale in range(scales):
+      width = filters << scale
+      blocks.append(_Residual(cin, width, 2 if scale else 1, scale == 0, **args))
+      blocks += [_Residual(width, width, 1, False, **args) for _ in range(repeat - 1)]
+      cin = width
+    self.blocks = nnx.List(blocks)
+    self.bn = _bn(cin, bn_momentum, rngs)
+    self.head = nnx.Linear(
+      cin, num_classes, kernel_init=jax.nn.initializers.glorot_normal(), rngs=rngs
+    )
+    self.slope = slope
+
+  def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
+    y = self.stem(2.0 * x - 1.0)
+    for block in self.blocks:
+      y = block(y, train)
+    y = jax.nn.leaky_relu(self.bn(y, use_running_average=not train), self.slope)
+    return self.head(jnp.mean(y, axis=(1, 2)))
+
+
+class SmallCNN(nnx.Module):
+  """Per width w: conv3x3(w)-BN-lReLU, then 2x2 max-pool (not after the last); GAP; dense.
+
+  (16, 32, 64) has 24k parameters and ~2M multiply-adds per 28x28 image: cheap enough that a
+  FixMatch step over a few hundred images takes tens of milliseconds on a laptop CPU.
+  """
+
+  def __init__(
+    self,
+    in_channels: int,
+    num_classes: int,
+    *,
+    rngs: nnx.Rngs,
+    widths: tuple[int, ...] = (16, 32, 64),
+    bn_momentum: float = 0.99,
+    slope: float = 0.1,
+  ):
+    convs, bns, cin = [], [], in_channels
+    for w in widths:
+      convs.append(_conv(cin, w, 3, 1, rngs))
+      bns.append(_bn(w, bn_momentum, rngs))
+      cin = w
+    self.convs, self.bns = nnx.List(convs), nnx.List(bns)
+    init = jax.nn.initializers.glorot_normal()
+    self.head = nnx.Linear(cin, num_classes, kernel_init=init, rngs=rngs)
+    self.slope = slope
+
+  def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
+    y = 2.0 * x - 1.0
+    for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+      y = jax.nn.leaky_relu(bn(conv(y), use_running_average=not train), self.slope)
+      if i < len(self.convs) - 1:
+        y = nnx.max_pool(y, (2, 2), (2, 2))
+    return self.head(jnp.mean(y, axis=(1, 2)))
