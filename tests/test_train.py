@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from experiments.configs import mnist_supervised
 from jaxssl import parallel
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.cli import main
@@ -116,7 +117,10 @@ def test_short_gan_run_beats_labeled_only_baseline(tmp_path):
   )
   mesh = parallel.make_mesh(jax.devices()[:1])  # sharding is tested above; this tests learning
   gan = train_and_evaluate(tiny_config('improved_gan', **common), str(tmp_path / 'gan'), mesh=mesh)
-  sup = train_and_evaluate(tiny_config('supervised', **common), str(tmp_path / 'sup'), mesh=mesh)
+  common.pop('polyak_decay')
+  baseline = tiny_config('supervised', **mnist_supervised.LIKE_IMPROVED_GAN, **common)
+  baseline.ema_decay = 0.999
+  sup = train_and_evaluate(baseline, str(tmp_path / 'sup'), mesh=mesh)
   assert gan['test_error'] < sup['test_error'] - 0.02, (gan['test_error'], sup['test_error'])
   assert (tmp_path / 'gan' / 'samples' / 'samples_0001200.png').exists()
 
@@ -164,7 +168,7 @@ def test_nan_loss_stops_before_saving(tmp_path):
 
 def test_other_config_in_existing_workdir_is_refused(tmp_path):
   train_and_evaluate(tiny_config('supervised'), str(tmp_path))
-  with pytest.raises(UserError, match='another config.*lr: 0.003 -> 0.1'):
+  with pytest.raises(UserError, match='another config.*lr: 0.03 -> 0.1'):
     train_and_evaluate(tiny_config('supervised', lr=0.1), str(tmp_path))
 
 

@@ -79,7 +79,7 @@ class _GanMLP(nnx.Module):
 
 def backbone(config, data: DataSpec, key: jax.Array) -> nnx.Module:
   _choice(config, 'backbone', BACKBONES)
-  rngs, (h, w, c) = nnx.Rngs(key), data.image_shape
+  rngs, c = nnx.Rngs(key), data.image_shape[-1]
   args = dict(bn_momentum=config.bn_momentum, rngs=rngs)
   if config.backbone.startswith('wrn28_'):
     k = int(config.backbone.removeprefix('wrn28_'))

@@ -9,9 +9,8 @@ already predicts with probability above η_t = α_t(1 − 1/K) + 1/K. Values as 
 import jax
 import jax.numpy as jnp
 
-from jaxssl.methods import DataSpec, Method
+from jaxssl.methods import DataSpec, Method, fixmatch
 from jaxssl.methods import _classifier as C
-from jaxssl.methods import fixmatch
 
 TSA = ('none', 'linear', 'log', 'exp')
 

@@ -30,7 +30,7 @@ def _unit(d):
   """Per-example unit L2 norm, scaled first so tiny gradients do not underflow (as VAT's code)."""
   axes = tuple(range(1, d.ndim))
   d = d / (1e-12 + jnp.max(jnp.abs(d), axes, keepdims=True))
-  return d / jnp.sqrt(1e-6 + jnp.sum(d**2, axes, keepdims=True))
+  return d / jnp.maximum(jnp.sqrt(jnp.sum(d**2, axes, keepdims=True)), 1e-12)
 
 
 def kl_divergence(target_logits, logits) -> jax.Array:
