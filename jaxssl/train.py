@@ -57,10 +57,10 @@ class Run:
     return out
 
 
-def build(config, mesh=None) -> Run:
-  """Loads data and compiles nothing yet; raises UserError on bad input before any compute."""
+def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
+  """Loads data (unless given) and compiles nothing yet; raises UserError on bad input first."""
   config = config_lib.resolve(config)
-  ds = datasets.load(config.dataset, config.data_dir)
+  ds = dataset if dataset is not None else datasets.load(config.dataset, config.data_dir)
   spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled)
   method = methods.get(config.method).make(config, spec)
   mesh = mesh if mesh is not None else parallel.make_mesh()

@@ -119,6 +119,32 @@ def load(name: str, data_dir: str = '') -> Dataset:
   )
 
 
+# (image shape, classes, train size, test size, extra unlabeled) as TFDS prepares them.
+SHAPES = {
+  'mnist': ((28, 28, 1), 10, 60_000, 10_000, 0),
+  'fashion_mnist': ((28, 28, 1), 10, 60_000, 10_000, 0),
+  'cifar10': ((32, 32, 3), 10, 50_000, 10_000, 0),
+  'cifar100': ((32, 32, 3), 100, 50_000, 10_000, 0),
+  'svhn_cropped': ((32, 32, 3), 10, 73_257, 26_032, 0),
+  'stl10': ((96, 96, 3), 10, 5_000, 8_000, 100_000),
+}
+
+
+def synthetic(name: str) -> Dataset:
+  """Random images and balanced labels shaped like `name`, for benchmarks where the data is not
+  prepared: timing a step needs shapes, not pixels. Pools are capped at 60,000 images."""
+  if name not in SHAPES:
+    raise UserError(f'unknown dataset {name!r}; known: {", ".join(KNOWN)}')
+  shape, classes, n_train, n_test, n_extra = SHAPES[name]
+  rng = np.random.default_rng(0)
+  images = lambda n: rng.integers(0, 256, (min(n, 60_000), *shape), dtype=np.uint8)
+  labels = lambda n: (np.arange(min(n, 60_000)) % classes).astype(np.int32)
+  extra = images(n_extra) if n_extra else None
+  return Dataset(
+    name, classes, images(n_train), labels(n_train), images(n_test), labels(n_test), extra
+  )
+
+
 def labeled_subset(
   labels: np.ndarray, num_classes: int, per_class: int, seed: int, name: str
 ) -> np.ndarray:

@@ -1,0 +1,55 @@
+"""Every experiment config resolves: known keys, right types, a method that exists."""
+
+from pathlib import Path
+
+import pytest
+
+from experiments.configs import (
+  fixmatch_cifar10,
+  fixmatch_cifar100,
+  fixmatch_svhn,
+  mnist_ladder,
+  mnist_ssl,
+  mnist_vae_m2,
+)
+from jaxssl.config import resolve
+
+VARIANTS = {
+  'mnist_improved_gan': ('full', 'quick'),
+  'mnist_supervised': ('full', 'quick'),
+  'mnist_vae_m2': tuple(mnist_vae_m2.EPOCHS),
+  'mnist_ladder': tuple(mnist_ladder.VARIANTS),
+  'mnist_ssl': tuple(f'{m},{n}' for m in mnist_ssl.METHODS for n in (10, 100)),
+  'fixmatch_cifar10': tuple(map(str, fixmatch_cifar10.LABELS)),
+  'fixmatch_svhn': tuple(map(str, fixmatch_svhn.LABELS)),
+  'fixmatch_cifar100': tuple(map(str, fixmatch_cifar100.LABELS)),
+}
+CASES = [(name, v) for name, variants in VARIANTS.items() for v in variants]
+
+
+def test_every_config_file_is_listed():
+  files = {p.stem for p in (Path(__file__).parents[1] / 'experiments' / 'configs').glob('*.py')}
+  assert files - {'__init__'} == set(VARIANTS)
+
+
+@pytest.mark.parametrize('name, variant', CASES)
+def test_config_resolves(name, variant):
+  module = __import__(f'experiments.configs.{name}', fromlist=['get_config'])
+  config = resolve(module.get_config(variant))
+  assert config.num_steps > 0
+
+
+def test_mnist_ssl_labels_and_fixmatch_recipe():
+  assert resolve(mnist_ssl.get_config('fixmatch,10')).labels_per_class == 1
+  config = resolve(fixmatch_cifar10.get_config('40'))
+  assert (config.labels_per_class, config.batch_size, config.uratio) == (4, 64, 7)
+  assert (config.threshold, config.lr, config.weight_decay, config.ema_decay) == (
+    0.95,
+    0.03,
+    5e-4,
+    0.999,
+  )
+  assert config.num_steps == 2**20 and config.backbone == 'wrn28_2'
+  assert resolve(fixmatch_cifar100.get_config('400')).backbone == 'wrn28_8'
+  with pytest.raises(ValueError):
+    mnist_ssl.get_config('fixmatch,7')
