@@ -19,7 +19,7 @@ VARIANTS = {
   'mnist_supervised': ('full', 'quick'),
   'mnist_vae_m2': tuple(mnist_vae_m2.EPOCHS),
   'mnist_ladder': tuple(mnist_ladder.VARIANTS),
-  'mnist_ssl': tuple(f'{m},{n}' for m in mnist_ssl.METHODS for n in (10, 100)),
+  'mnist_ssl': (*(f'{m},{n}' for m in mnist_ssl.METHODS for n in (10, 100)), 'fixmatch,10,5000'),
   'fixmatch_cifar10': tuple(map(str, fixmatch_cifar10.LABELS)),
   'fixmatch_svhn': tuple(map(str, fixmatch_svhn.LABELS)),
   'fixmatch_cifar100': tuple(map(str, fixmatch_cifar100.LABELS)),
