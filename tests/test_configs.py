@@ -4,14 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.configs import (
-  fixmatch_cifar10,
-  fixmatch_cifar100,
-  fixmatch_svhn,
-  mnist_ladder,
-  mnist_ssl,
-  mnist_vae_m2,
-)
+from experiments.configs import fixmatch_reference, mnist_ladder, mnist_ssl, mnist_vae_m2
 from jaxssl.config import resolve
 
 VARIANTS = {
@@ -20,9 +13,7 @@ VARIANTS = {
   'mnist_vae_m2': tuple(mnist_vae_m2.EPOCHS),
   'mnist_ladder': tuple(mnist_ladder.VARIANTS),
   'mnist_ssl': (*(f'{m},{n}' for m in mnist_ssl.METHODS for n in (10, 100)), 'fixmatch,10,5000'),
-  'fixmatch_cifar10': tuple(map(str, fixmatch_cifar10.LABELS)),
-  'fixmatch_svhn': tuple(map(str, fixmatch_svhn.LABELS)),
-  'fixmatch_cifar100': tuple(map(str, fixmatch_cifar100.LABELS)),
+  'fixmatch_reference': fixmatch_reference.VARIANTS,
 }
 CASES = [(name, v) for name, variants in VARIANTS.items() for v in variants]
 
@@ -41,7 +32,7 @@ def test_config_resolves(name, variant):
 
 def test_mnist_ssl_labels_and_fixmatch_recipe():
   assert resolve(mnist_ssl.get_config('fixmatch,10')).labels_per_class == 1
-  config = resolve(fixmatch_cifar10.get_config('40'))
+  config = resolve(fixmatch_reference.get_config('cifar10,40'))
   assert (config.labels_per_class, config.batch_size, config.uratio) == (4, 64, 7)
   assert (config.threshold, config.lr, config.weight_decay, config.ema_decay) == (
     0.95,
@@ -50,6 +41,8 @@ def test_mnist_ssl_labels_and_fixmatch_recipe():
     0.999,
   )
   assert config.num_steps == 2**20 and config.backbone == 'wrn28_2'
-  assert resolve(fixmatch_cifar100.get_config('400')).backbone == 'wrn28_8'
+  c100 = resolve(fixmatch_reference.get_config('cifar100,400'))
+  assert (c100.backbone, c100.labels_per_class, c100.weight_decay) == ('wrn28_8', 4, 1e-3)
+  assert not resolve(fixmatch_reference.get_config('svhn,250')).flip
   with pytest.raises(ValueError):
     mnist_ssl.get_config('fixmatch,7')

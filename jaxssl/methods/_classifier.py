@@ -231,6 +231,18 @@ def forward_all(net, params, state, parts, *, train=True, key=None):
   return split_logits(logits, *(len(p) for p in parts)), rest
 
 
+def combine(rest, sup, unsup, weight, monitors, **metrics) -> tuple[jax.Array, Aux]:
+  """sup + weight·unsup, and the metrics every method logs."""
+  metrics = {
+    'loss/sup': sup,
+    'loss/unsup': unsup,
+    'monitor/unsup_weight': weight,
+    **monitors,
+    **metrics,
+  }
+  return sup + weight * unsup, Aux(rest, metrics)
+
+
 def monitors(batch, logits_l, logits_u, mask=None) -> dict[str, jax.Array]:
   """Labeled train accuracy; accuracy of the unlabeled predictions against the hidden labels; and
   for masked methods the fraction of unlabeled examples used and the accuracy of those."""

@@ -28,29 +28,38 @@ def confidence_mask(state, probs_w, batch, config):
   return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}
 
 
+def weak_strong_forward(config, net, params, state, batch, key):
+  """One forward over the labeled batch and a weak and a strong view of the unlabeled one:
+  ((logits_l, logits_weak, logits_strong), batch-norm statistics)."""
+  k_l, k_w, k_s = jax.random.split(key, 3)
+  x_l = C.labeled_images(config, batch, k_l)
+  u_w = C.weak(config, batch['x_u'], k_w)
+  u_s = C.strong(
+    config,
+    batch['x_u'],
+    k_s,
+    num_ops=config.randaugment_ops,
+    op_prob=config.op_prob,
+    cutout_size=config.cutout_size,
+  )
+  return C.forward_all(net, params, state, (x_l, u_w, u_s))
+
+
 def objective(config, mask_fn=confidence_mask):
   """The FixMatch loss; `mask_fn(state, probs_w, batch, config)` decides which pseudo-labels count
   (FlexMatch passes its class-wise thresholds)."""
 
   def fn(net, params, state, batch, key, step):
-    k_l, k_w, k_s = jax.random.split(key, 3)
-    x_l = C.labeled_images(config, batch, k_l)
-    u_w = C.weak(config, batch['x_u'], k_w)
-    u_s = C.strong(
-      config,
-      batch['x_u'],
-      k_s,
-      num_ops=config.randaugment_ops,
-      op_prob=config.op_prob,
-      cutout_size=config.cutout_size,
+    (logits_l, logits_w, logits_s), rest = weak_strong_forward(
+      config, net, params, state, batch, key
     )
-    (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     logits_w = jax.lax.stop_gradient(logits_w)
     mask, updates = mask_fn(state, jax.nn.softmax(logits_w), batch, config)
     unsup = jnp.mean(C.cross_entropy(logits_s, jnp.argmax(logits_w, -1)) * mask)
-    metrics = {'loss/sup': sup, 'loss/unsup': unsup, **C.monitors(batch, logits_l, logits_w, mask)}
-    return sup + config.lambda_u * unsup, C.Aux(rest, metrics, updates)
+    monitors = C.monitors(batch, logits_l, logits_w, mask)
+    loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors)
+    return loss, aux._replace(updates=updates)
 
   return fn
 

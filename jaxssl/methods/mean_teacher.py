@@ -27,12 +27,6 @@ def make(config, data: DataSpec) -> Method:
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = pi_model.consistency(logits_s, logits_t)
     weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction, 'sigmoid')
-    metrics = {
-      'loss/sup': sup,
-      'loss/unsup': unsup,
-      'monitor/unsup_weight': weight,
-      **C.monitors(batch, logits_l, logits_t),
-    }
-    return sup + weight * unsup, C.Aux(rest, metrics)
+    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, logits_t))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

@@ -67,12 +67,6 @@ def make(config, data: DataSpec) -> Method:
     sup = C.cross_entropy(logits[:n], mixed_y[:n]).mean()
     unsup = jnp.mean((jax.nn.softmax(logits[n:]) - mixed_y[n:]) ** 2)
     weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction)
-    metrics = {
-      'loss/sup': sup,
-      'loss/unsup': unsup,
-      'monitor/unsup_weight': weight,
-      **C.monitors(batch, logits[:n], jnp.log(probs)),
-    }
-    return sup + weight * unsup, C.Aux(rest, metrics)
+    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits[:n], jnp.log(probs)))
 
   return C.make(config, data, objective, unlabeled_views=('weak',) * config.num_augmentations)

@@ -30,12 +30,6 @@ def make(config, data: DataSpec) -> Method:
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = consistency(logits_1, jax.lax.stop_gradient(logits_2))
     weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction, 'sigmoid')
-    metrics = {
-      'loss/sup': sup,
-      'loss/unsup': unsup,
-      'monitor/unsup_weight': weight,
-      **C.monitors(batch, logits_l, logits_2),
-    }
-    return sup + weight * unsup, C.Aux(rest, metrics)
+    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, logits_2))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

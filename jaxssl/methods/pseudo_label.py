@@ -27,12 +27,6 @@ def make(config, data: DataSpec) -> Method:
     mask = (jnp.max(jax.nn.softmax(target), -1) >= config.threshold).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_u, jnp.argmax(target, -1)) * mask)
     weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction)
-    metrics = {
-      'loss/sup': sup,
-      'loss/unsup': unsup,
-      'monitor/unsup_weight': weight,
-      **C.monitors(batch, logits_l, target, mask),
-    }
-    return sup + weight * unsup, C.Aux(rest, metrics)
+    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, target, mask))
 
   return C.make(config, data, objective, unlabeled_views=('weak',))

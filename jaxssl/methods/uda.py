@@ -38,18 +38,9 @@ def make(config, data: DataSpec) -> Method:
   C._choice(config, 'tsa', TSA)
 
   def objective(net, params, state, batch, key, step):
-    k_l, k_w, k_s = jax.random.split(key, 3)
-    x_l = C.labeled_images(config, batch, k_l)
-    u_w = C.weak(config, batch['x_u'], k_w)
-    u_s = C.strong(
-      config,
-      batch['x_u'],
-      k_s,
-      num_ops=config.randaugment_ops,
-      op_prob=config.op_prob,
-      cutout_size=config.cutout_size,
+    (logits_l, logits_w, logits_s), rest = fixmatch.weak_strong_forward(
+      config, net, params, state, batch, key
     )
-    (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     ce_l = C.cross_entropy(logits_l, batch['y_l'])
     p_true = jnp.exp(-jax.lax.stop_gradient(ce_l))
     keep = p_true <= tsa_threshold(config.tsa, step, config.num_steps, data.num_classes)
@@ -58,12 +49,9 @@ def make(config, data: DataSpec) -> Method:
     mask = (jnp.max(jax.nn.softmax(logits_w), -1) >= config.threshold).astype(jnp.float32)
     targets = jax.nn.softmax(logits_w / config.temperature)
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
-    metrics = {
-      'loss/sup': sup,
-      'loss/unsup': unsup,
-      'monitor/tsa_kept': jnp.mean(keep),
-      **C.monitors(batch, logits_l, logits_w, mask),
-    }
-    return sup + config.lambda_u * unsup, C.Aux(rest, metrics)
+    monitors = C.monitors(batch, logits_l, logits_w, mask)
+    return C.combine(
+      rest, sup, unsup, config.lambda_u, monitors, **{'monitor/tsa_kept': keep.mean()}
+    )
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'strong'))

@@ -64,13 +64,8 @@ def make(config, data: DataSpec) -> Method:
     probs = jax.nn.softmax(logits_u)
     entropy = -jnp.mean(jnp.sum(probs * jax.nn.log_softmax(logits_u), -1))
     weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction)
-    metrics = {
-      'loss/sup': sup,
-      'loss/unsup': unsup,
-      'loss/entropy': entropy,
-      'monitor/unsup_weight': weight,
-      **C.monitors(batch, logits_l, logits_u),
-    }
-    return sup + weight * unsup + config.entmin_weight * entropy, C.Aux(rest, metrics)
+    monitors = C.monitors(batch, logits_l, logits_u)
+    loss, aux = C.combine(rest, sup, unsup, weight, monitors, **{'loss/entropy': entropy})
+    return loss + config.entmin_weight * entropy, aux
 
   return C.make(config, data, objective, unlabeled_views=('weak',))
