@@ -26,7 +26,11 @@ def rows(paths):
     for path in sorted(Path(root).rglob('results.json')):
       r = json.loads(path.read_text())
       config = json.loads((path.parent / 'config.json').read_text())
-      variant = 'M1+M2' if config.get('stacked') else config.get('generator_loss', '')
+      variant = (
+        'M1+M2'
+        if config.get('stacked')
+        else config.get('generator_loss', config.get('backbone', ''))
+      )
       raw = r.get('test_raw_error')
       yield (
         r['method'],
