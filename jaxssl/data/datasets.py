@@ -17,8 +17,17 @@ import numpy as np
 
 from jaxssl.errors import UserError
 
+# (image shape, classes, train size, test size, extra unlabeled) as TFDS prepares them.
+SHAPES = {
+  'mnist': ((28, 28, 1), 10, 60_000, 10_000, 0),
+  'fashion_mnist': ((28, 28, 1), 10, 60_000, 10_000, 0),
+  'cifar10': ((32, 32, 3), 10, 50_000, 10_000, 0),
+  'cifar100': ((32, 32, 3), 100, 50_000, 10_000, 0),
+  'svhn_cropped': ((32, 32, 3), 10, 73_257, 26_032, 0),
+  'stl10': ((96, 96, 3), 10, 5_000, 8_000, 100_000),
+}
 # Names go through the same code; this list only decides the error for a typo.
-KNOWN = ('mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn_cropped', 'stl10')
+KNOWN = tuple(SHAPES)
 EMBEDDED = {'mnist': Path(__file__).parent / 'mnist'}
 
 
@@ -119,21 +128,10 @@ def load(name: str, data_dir: str = '') -> Dataset:
   )
 
 
-# (image shape, classes, train size, test size, extra unlabeled) as TFDS prepares them.
-SHAPES = {
-  'mnist': ((28, 28, 1), 10, 60_000, 10_000, 0),
-  'fashion_mnist': ((28, 28, 1), 10, 60_000, 10_000, 0),
-  'cifar10': ((32, 32, 3), 10, 50_000, 10_000, 0),
-  'cifar100': ((32, 32, 3), 100, 50_000, 10_000, 0),
-  'svhn_cropped': ((32, 32, 3), 10, 73_257, 26_032, 0),
-  'stl10': ((96, 96, 3), 10, 5_000, 8_000, 100_000),
-}
-
-
 def synthetic(name: str) -> Dataset:
   """Random images and balanced labels shaped like `name`, for benchmarks where the data is not
   prepared: timing a step needs shapes, not pixels. Pools are capped at 60,000 images."""
-  if name not in SHAPES:
+  if name not in KNOWN:
     raise UserError(f'unknown dataset {name!r}; known: {", ".join(KNOWN)}')
   shape, classes, n_train, n_test, n_extra = SHAPES[name]
   rng = np.random.default_rng(0)

@@ -59,7 +59,8 @@ def defaults(**overrides) -> dict:
   return {**knobs, **overrides}
 
 
-def _choice(config, key: str, options: tuple[str, ...]) -> None:
+def choice(config, key: str, options: tuple[str, ...]) -> None:
+  """A UserError unless config[key] is one of options."""
   if config[key] not in options:
     raise UserError(f'config key {key!r} must be one of {", ".join(options)}; got {config[key]!r}')
 
@@ -78,7 +79,7 @@ class _GanMLP(nnx.Module):
 
 
 def backbone(config, data: DataSpec, key: jax.Array) -> nnx.Module:
-  _choice(config, 'backbone', BACKBONES)
+  choice(config, 'backbone', BACKBONES)
   rngs, c = nnx.Rngs(key), data.image_shape[-1]
   args = dict(bn_momentum=config.bn_momentum, rngs=rngs)
   if config.backbone.startswith('wrn28_'):
@@ -114,7 +115,7 @@ def optimizer(config):
     ('lr_schedule', ('cosine', 'linear_decay', 'constant')),
     ('weight_decay_mode', ('l2', 'decoupled')),
   ):
-    _choice(config, key, options)
+    choice(config, key, options)
   n = config.num_steps
   if config.lr_schedule == 'cosine':
     lr = lambda step: config.lr * jnp.cos(7 * jnp.pi * step / (16 * n))

@@ -35,7 +35,7 @@ def tsa_threshold(schedule: str, step, num_steps: int, num_classes: int) -> jax.
 
 
 def make(config, data: DataSpec) -> Method:
-  C._choice(config, 'tsa', TSA)
+  C.choice(config, 'tsa', TSA)
 
   def objective(net, params, state, batch, key, step):
     (logits_l, logits_w, logits_s), rest = fixmatch.weak_strong_forward(
@@ -46,7 +46,7 @@ def make(config, data: DataSpec) -> Method:
     keep = p_true <= tsa_threshold(config.tsa, step, config.num_steps, data.num_classes)
     sup = jnp.sum(ce_l * keep) / jnp.maximum(keep.sum(), 1)
     logits_w = jax.lax.stop_gradient(logits_w)
-    mask = (jnp.max(jax.nn.softmax(logits_w), -1) >= config.threshold).astype(jnp.float32)
+    mask, _ = fixmatch.confidence_mask(state, jax.nn.softmax(logits_w), batch, config)
     targets = jax.nn.softmax(logits_w / config.temperature)
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
     monitors = C.monitors(batch, logits_l, logits_w, mask)
