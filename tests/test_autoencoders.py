@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxssl.methods.vae_m2 import gaussian_kl, labeled_bound, unlabeled_bound
+from jaxssl.methods.vae_m2 import gaussian_kl, gaussian_log_prob, labeled_bound, unlabeled_bound
 from jaxssl.models.ladder import Ladder, denoising_costs
-from jaxssl.models.vae import M2
+from jaxssl.models.vae import M1, M2
 from jaxssl.train import build
 from tests.conftest import tiny_config
 
@@ -61,16 +61,47 @@ def test_unlabeled_bound_equals_labeled_bound_for_one_hot_q():
     np.testing.assert_allclose(u, l_, rtol=1e-6)
 
 
+def test_masked_gaussian_log_prob_is_the_log_prob_of_the_kept_units():
+  rng = np.random.default_rng(2)
+  mean, log_var, x = (jnp.asarray(rng.normal(size=(3, 5)), jnp.float32) for _ in range(3))
+  keep = jnp.array([1.0, 0.0, 1.0, 1.0, 0.0])
+  kept = np.array([0, 2, 3])
+  np.testing.assert_allclose(
+    gaussian_log_prob(mean, log_var, x, keep),
+    gaussian_log_prob(mean[:, kept], log_var[:, kept], x[:, kept]),
+    rtol=1e-6,
+  )
+
+
+def test_m2_starts_with_a_near_uniform_classifier(mnist):
+  spread = {}
+  for scale in (1e-3, 0.0):  # the authors' N(0, 1e-6) weights; 0: Flax's default initializers
+    run = build(tiny_config('vae_m2', init_scale=scale))
+    logits = run.method.predict(run.init()['method'], mnist.test_images[:32])
+    spread[scale] = float(jnp.max(jnp.abs(jax.nn.softmax(logits) - 0.1)))
+  assert spread[1e-3] < 0.01 < spread[0.0]
+
+
+def _m1_means(config, params, images):
+  new = lambda: M1(784, config.m1_latent, config.m1_widths, rngs=nnx.Rngs(0))
+  model = nnx.merge(nnx.split(nnx.eval_shape(new), nnx.Param, ...)[0], jax.device_get(params))
+  x = np.asarray(jax.device_get(images), np.float32).reshape(len(images), -1) / 255
+  return np.asarray(model.encoder(x)[0])
+
+
 @pytest.mark.parametrize('m1_sample', [False, True])
 def test_stacked_m1_m2_trains_m1_then_m2(mnist, m1_sample):
   run = build(
-    tiny_config('vae_m2', stacked=True, num_steps=4, m1_fraction=0.5, m1_sample=m1_sample)
+    tiny_config(
+      'vae_m2', stacked=True, num_steps=4, m1_fraction=0.5, m1_sample=m1_sample, m1_keep_std=0.07
+    )
   )
   state = run.init()
-  m1_start, m2_start = jax.device_get((state['method']['m1'], state['method']['m2']))
-  phases = []
-  for batch in run.pipeline.iterate(0, 4):
+  phases, kept = [], []
+  for step, batch in enumerate(run.pipeline.iterate(0, 4)):
     before = jax.device_get((state['method']['m1'], state['method']['m2']))
+    if step == 2:  # the first M2 step picks M1's units from this batch, once
+      spread = np.std(_m1_means(run.config, state['method']['m1'], batch['x_u']), axis=0)
     state, metrics = run.train_step(state, batch)
     after = jax.device_get((state['method']['m1'], state['method']['m2']))
     changed = [
@@ -78,8 +109,13 @@ def test_stacked_m1_m2_trains_m1_then_m2(mnist, m1_sample):
       for x, y in zip(before, after)
     ]
     phases.append(tuple(changed))
+    kept.append(np.asarray(jax.device_get(state['method']['keep'])))
     assert np.isfinite(jax.device_get(metrics['loss/m1']))
   assert phases == [(True, False), (True, False), (False, True), (False, True)]
+  assert kept[0].all() and kept[1].all()
+  np.testing.assert_array_equal(kept[2], spread > 0.07)
+  np.testing.assert_array_equal(kept[3], kept[2])
+  assert 0 < kept[2].sum() < kept[2].size  # a tiny M1 leaves some units unused, not all
   assert run.sample(state).shape == (10, 28, 28, 1)  # one row of the grid per class
 
 

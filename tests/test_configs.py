@@ -10,7 +10,7 @@ from jaxssl.config import resolve
 VARIANTS = {
   'mnist_improved_gan': ('full', 'quick'),
   'mnist_supervised': ('full', 'quick'),
-  'mnist_vae_m2': tuple(mnist_vae_m2.EPOCHS),
+  'mnist_vae_m2': tuple(mnist_vae_m2.VARIANTS),
   'mnist_ladder': tuple(mnist_ladder.VARIANTS),
   'mnist_ssl': (*(f'{m},{n}' for m in mnist_ssl.METHODS for n in (10, 100)), 'fixmatch,10,5000'),
   'fixmatch_reference': fixmatch_reference.VARIANTS,
