@@ -1,9 +1,12 @@
-"""Markdown table of every run under the given directories (their results.json files).
+"""Markdown table of every run under the given directories (their results.json files), then the
+mean and standard deviation over seeds of every setting that ran with more than one seed.
 
 python experiments/report.py runs/
 """
 
+import collections
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -46,11 +49,26 @@ def rows(paths):
       )
 
 
+def over_seeds(table):
+  """{(method, variant, labels, steps): [test error in %, one per seed]}."""
+  groups = collections.defaultdict(list)
+  for method, variant, labels, _, steps, error, *_ in table:
+    groups[method, variant, labels, steps].append(float(error.split(' %')[0]))
+  return {k: v for k, v in groups.items() if len(v) > 1}
+
+
 def main(argv):
+  table = list(rows(argv or ['runs']))
   print('| ' + ' | '.join(COLUMNS) + ' |')
   print('|' + '---|' * len(COLUMNS))
-  for row in rows(argv or ['runs']):
+  for row in table:
     print('| ' + ' | '.join(str(c) for c in row) + ' |')
+  if groups := over_seeds(table):
+    print('\n| method | variant | labels | steps | seeds | test error, mean ± sd |')
+    print('|---|---|---|---|---|---|')
+    for (method, variant, labels, steps), errors in groups.items():
+      spread = f'{statistics.mean(errors):.2f} % ± {statistics.stdev(errors):.2f}'
+      print(f'| {method} | {variant} | {labels} | {steps} | {len(errors)} | {spread} |')
 
 
 if __name__ == '__main__':
