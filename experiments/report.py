@@ -24,46 +24,50 @@ COLUMNS = (
 )
 
 
-def rows(paths):
+def runs(paths):
+  """(results.json contents, variant name) of every run under `paths`."""
   for root in paths:
     for path in sorted(Path(root).rglob('results.json')):
-      r = json.loads(path.read_text())
       config = json.loads((path.parent / 'config.json').read_text())
       variant = (
         'M1+M2'
         if config.get('stacked')
         else config.get('generator_loss', config.get('backbone', ''))
       )
-      raw = r.get('test_raw_error')
-      yield (
-        r['method'],
-        variant,
-        r['labels'],
-        r['seed'],
-        r['steps'],
-        f'{100 * r["test_error"]:.2f} % ({r["test_errors"]})',
-        '' if raw is None else f'{100 * raw:.2f} %',
-        f'{r["wall_seconds"] / 60:.1f} min',
-        r.get('images_per_second') or '',
-        f'{r["device"]} x{r["device_count"]}',
-      )
+      yield json.loads(path.read_text()), variant
 
 
-def over_seeds(table):
+def row(r, variant):
+  raw = r.get('test_raw_error')
+  return (
+    r['method'],
+    variant,
+    r['labels'],
+    r['seed'],
+    r['steps'],
+    f'{100 * r["test_error"]:.2f} % ({r["test_errors"]})',
+    '' if raw is None else f'{100 * raw:.2f} %',
+    f'{r["wall_seconds"] / 60:.1f} min',
+    r.get('images_per_second') or '',
+    f'{r["device"]} x{r["device_count"]}',
+  )
+
+
+def over_seeds(found):
   """{(method, variant, labels, steps): [test error in %, one per seed]}."""
   groups = collections.defaultdict(list)
-  for method, variant, labels, _, steps, error, *_ in table:
-    groups[method, variant, labels, steps].append(float(error.split(' %')[0]))
+  for r, variant in found:
+    groups[r['method'], variant, r['labels'], r['steps']].append(100 * r['test_error'])
   return {k: v for k, v in groups.items() if len(v) > 1}
 
 
 def main(argv):
-  table = list(rows(argv or ['runs']))
+  found = list(runs(argv or ['runs']))
   print('| ' + ' | '.join(COLUMNS) + ' |')
   print('|' + '---|' * len(COLUMNS))
-  for row in table:
-    print('| ' + ' | '.join(str(c) for c in row) + ' |')
-  if groups := over_seeds(table):
+  for r, variant in found:
+    print('| ' + ' | '.join(str(c) for c in row(r, variant)) + ' |')
+  if groups := over_seeds(found):
     print('\n| method | variant | labels | steps | seeds | test error, mean ± sd |')
     print('|---|---|---|---|---|---|')
     for (method, variant, labels, steps), errors in groups.items():

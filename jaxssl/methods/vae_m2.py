@@ -132,11 +132,9 @@ def make(config, data: DataSpec) -> Method:
   def m1_code(state, images):
     return m1(state['m1']).encoder(to_float(images).reshape(images.shape[0], -1))
 
-  def m2_input(state, images, key, keep):
-    """M2 models pixels, or M1's kept latent units (means, or samples if m1_sample)."""
-    if not config.stacked:
-      return pixels(images, key)
-    mean, log_var = m1_code(state, images)
+  def m1_latent(code, key, keep):
+    """M1's kept latent units: its means, or samples of q(z1|x) if m1_sample."""
+    mean, log_var = code
     if config.m1_sample:
       mean = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
     return mean * keep
@@ -167,13 +165,16 @@ def make(config, data: DataSpec) -> Method:
 
   def m2_step(state, batch, key, step):
     k_xl, k_xu, k_l, k_u = jax.random.split(key, 4)
-    keep = state['keep']
+    keep, mask = state['keep'], None
     if config.stacked:  # M1 is final from here on: choose its units once, on the first M2 batch
-      spread = jnp.std(m1_code(state, batch['x_u'])[0], axis=0)
+      code_u = m1_code(state, batch['x_u'])
+      spread = jnp.std(code_u[0], axis=0)
       keep = jnp.where(step == m1_steps, (spread > config.m1_keep_std).astype(keep.dtype), keep)
-    mask = keep if config.stacked else None
-    x_l = m2_input(state, batch['x_l'], k_xl, keep)
-    x_u = m2_input(state, batch['x_u'], k_xu, keep)
+      mask = keep
+      x_l = m1_latent(m1_code(state, batch['x_l']), k_xl, keep)
+      x_u = m1_latent(code_u, k_xu, keep)
+    else:
+      x_l, x_u = pixels(batch['x_l'], k_xl), pixels(batch['x_u'], k_xu)
     y_l = jax.nn.one_hot(batch['y_l'], k)
 
     def loss_fn(params):
