@@ -79,9 +79,91 @@ def test_strong_without_ops_or_cutout_is_the_weak_view():
   np.testing.assert_array_equal(plain, augment.weak(x, jax.random.split(key)[0]))
 
 
-def test_cutout_fills_a_16px_square_at_32px():
-  out = augment.cutout(jnp.ones((32, 32, 3)), jax.random.key(0), 0.5)
-  gray = np.asarray(out[..., 0]) == augment.GRAY
-  rows, cols = np.nonzero(gray)
-  assert rows.max() - rows.min() + 1 <= 17 and cols.max() - cols.min() + 1 <= 17
-  assert gray.sum() >= 8 * 8  # at least a quarter of the square survives the border
+def test_cutout_fills_an_exact_16px_square_at_32px():
+  for seed in range(20):
+    out = augment.cutout(jnp.ones((32, 32, 3)), jax.random.key(seed), 0.5)
+    gray = np.asarray(out[..., 0]) == augment.GRAY
+    rows, cols = np.nonzero(gray)
+    assert rows.max() - rows.min() + 1 <= 16 and cols.max() - cols.min() + 1 <= 16
+    inside = (rows.min() > 0 and rows.max() < 31) and (cols.min() > 0 and cols.max() < 31)
+    if inside:  # not clipped by the border: the whole square
+      assert gray.sum() == 16 * 16
+
+
+def test_random_cutout_draws_sizes_up_to_the_maximum():
+  sides = []
+  for seed in range(64):
+    out = augment.cutout(jnp.ones((28, 28, 1)), jax.random.key(seed), 0.5, 0.0, random_size=True)
+    black = np.asarray(out[..., 0]) == 0.0
+    if black.any():
+      rows, cols = np.nonzero(black)
+      sides.append(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1)
+  assert max(sides) <= 14 and min(sides) <= 4 and max(sides) >= 10  # sizes spread over [0, 14]
+
+
+def test_digit_recipe_is_usbs_grayscale_op_list():
+  names = {op.__name__ for op in augment.DIGITS.ops}
+  assert names == {
+    'identity',
+    'brightness',
+    'equalize',
+    'rotate',
+    'sharpness',
+    'shear_x',
+    'shear_y',
+    'translate_x',
+    'translate_y',
+  }  # USB augment_list_no_color: no Solarize (it hollows strokes), no colour ops
+  assert augment.FIXMATCH.ops == augment.OPS and len(augment.OPS) == 14
+
+
+@pytest.mark.parametrize('recipe', ['digits', 'fixmatch'])
+def test_background_stays_black_only_in_the_digit_recipe(recipe):
+  # A black image: every fill the digit recipe makes (warps, padding, Cutout) is black too.
+  x = jnp.zeros((32, 28, 28, 1))
+  out = augment.strong(
+    x, jax.random.key(0), op_prob=1.0, flip=False, recipe=augment.RECIPES[recipe]
+  )
+  if recipe == 'digits':
+    np.testing.assert_array_equal(out, 0.0)
+  else:
+    assert float(out.max()) >= augment.GRAY  # grey Cutout squares and warp fills
+
+
+def _shift_of_a_centred_blob(recipe, seeds=64):
+  x = jnp.zeros((1, 28, 28, 1)).at[0, 13:15, 13:15, 0].set(1.0)
+  shifts = []
+  for seed in range(seeds):
+    # Ops always applied, no Cutout, no weak shift: only the RandAugment warps move the blob;
+    # rotations and shears about the centre leave it in place.
+    out = augment.strong(
+      x,
+      jax.random.key(seed),
+      op_prob=1.0,
+      cutout_size=0.0,
+      flip=False,
+      pad_fraction=0.0,
+      recipe=recipe,
+    )[0, ..., 0]
+    out = np.asarray(out)
+    if out.sum() < 1:  # moved (partly) out of the image
+      shifts.append(np.inf)
+      continue
+    rows, cols = np.indices(out.shape)
+    centre = np.array([(rows * out).sum(), (cols * out).sum()]) / out.sum()
+    shifts.append(np.abs(centre - 13.5).max())
+  return max(shifts)
+
+
+def test_digit_recipe_caps_translation():
+  cap = 2 * 0.15 * 0.9 * 28  # two ops at most, each at most level 9 of 10
+  assert _shift_of_a_centred_blob(augment.DIGITS) <= cap + 0.5
+  assert _shift_of_a_centred_blob(augment.FIXMATCH) > cap + 0.5  # the official 0.3·side
+
+
+def test_weak_shift_pads_with_the_recipe_fill():
+  x = jnp.ones((16, 28, 28, 1))
+  digits = augment.weak(x, jax.random.key(0), flip=False, recipe=augment.DIGITS)
+  official = augment.weak(x, jax.random.key(0), flip=False, recipe=augment.FIXMATCH)
+  assert float(digits.min()) == 0.0  # shifted-in border is black
+  np.testing.assert_array_equal(official, 1.0)  # reflect padding of a constant image

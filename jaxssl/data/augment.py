@@ -1,13 +1,21 @@
 """On-device augmentation: pure, jittable, keyed functions of float images in [0, 1], NHWC.
 
-`weak`: random horizontal flip (off for digits) and reflect-pad-and-crop translation by up to
-12.5 %. `strong`: RandAugment with FixMatch's 14 ops (google-research/fixmatch RANDOM_POLICY_OPS),
-N=2 ops with a random magnitude each, then Cutout. `op_prob=0.5` applies each op with probability
-0.5 as the official code does; `op_prob=1.0` always applies it, as the paper says (fixmatch #65).
-Magnitude m in [0, 1] maps to the paper's ranges and is the identity at m = 0 for every op.
+`weak`: random horizontal flip (off for digits) and pad-and-crop translation by up to 12.5 %.
+`strong`: the weak view, then RandAugment (N=2 ops, a random magnitude each), then Cutout.
+`op_prob=0.5` applies each op with probability 0.5 as the official code does; `op_prob=1.0` always
+applies it, as the paper says (fixmatch #65). Magnitude m in [0, 1] maps to the paper's ranges and
+is the identity at m = 0 for every op.
+
+A `Recipe` says which ops, what fills the pixels a warp or Cutout empties, and how far they go:
+`FIXMATCH` is google-research/fixmatch's CIFAR/SVHN recipe (14 ops, grey fill, reflect padding,
+fixed 16x16 Cutout at 32x32); `DIGITS` is for black-background grayscale digits, after USB's
+recipe for 28x28 grayscale images (no colour ops, black fill, Cutout of random size) plus a
+translation capped so a shifted digit keeps its ink.
 """
 
 import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import dm_pix as pix
 import jax
@@ -29,39 +37,39 @@ def _gray(x):
   return pix.rgb_to_grayscale(x, keep_dims=True) if x.shape[-1] == 3 else x
 
 
-def _warp(x, matrix2, shift):
+def _warp(x, matrix2, shift, fill=GRAY):
   """Output pixel o samples input M·(o − c) + c + shift: M about the image centre c, (row, col)."""
   h, w, _ = x.shape
   matrix = jnp.eye(3).at[:2, :2].set(matrix2)
   centre = jnp.array([(h - 1) / 2, (w - 1) / 2, 0.0])
   offset = centre - matrix @ centre + jnp.append(shift, 0.0)
-  return pix.affine_transform(x, matrix, offset=offset, order=1, mode='constant', cval=GRAY)
+  return pix.affine_transform(x, matrix, offset=offset, order=1, mode='constant', cval=fill)
 
 
 # The geometric ops as (2x2 map, shift) of magnitude m, so a RandAugment layer warps each image
 # once whichever of them it draws, instead of running all five warps and selecting one.
-def _rotation(m, sign, h, w):
+def _rotation(m, sign, h, w, t=0.3):
   a = sign * m * jnp.deg2rad(30.0)
   return jnp.array([[jnp.cos(a), jnp.sin(a)], [-jnp.sin(a), jnp.cos(a)]]), jnp.zeros(2)
 
 
-def _shear_x(m, sign, h, w):
+def _shear_x(m, sign, h, w, t=0.3):
   return jnp.array([[1.0, 0.0], [sign * 0.3 * m, 1.0]]), jnp.zeros(2)
 
 
-def _shear_y(m, sign, h, w):
+def _shear_y(m, sign, h, w, t=0.3):
   return jnp.array([[1.0, sign * 0.3 * m], [0.0, 1.0]]), jnp.zeros(2)
 
 
-def _translate_x(m, sign, h, w):
-  return jnp.eye(2), jnp.array([0.0, sign * 0.3 * m * w])
+def _translate_x(m, sign, h, w, t=0.3):
+  return jnp.eye(2), jnp.array([0.0, sign * t * m * w])
 
 
-def _translate_y(m, sign, h, w):
-  return jnp.eye(2), jnp.array([sign * 0.3 * m * h, 0.0])
+def _translate_y(m, sign, h, w, t=0.3):
+  return jnp.eye(2), jnp.array([sign * t * m * h, 0.0])
 
 
-def _no_warp(m, sign, h, w):
+def _no_warp(m, sign, h, w, t=0.3):
   return jnp.eye(2), jnp.zeros(2)
 
 
@@ -159,25 +167,67 @@ OPS = (
 )
 
 
-def cutout(x, key, size: float):
-  """Fills a square of side size·min(H, W), centred at a random pixel, with gray."""
+# USB's op list for grayscale images (`augment_list_no_color`): the colour ops go; Solarize would
+# hollow a digit's strokes, Posterize and AutoContrast do nothing to it.
+DIGIT_OPS = (
+  identity,
+  brightness,
+  equalize,
+  rotate,
+  sharpness,
+  shear_x,
+  shear_y,
+  translate_x,
+  translate_y,
+)
+
+
+class Recipe(NamedTuple):
+  """The ops of the strong view and how they treat the image's border."""
+
+  ops: tuple[Callable, ...]
+  fill: float  # value of pixels a warp, a padded shift or Cutout leaves empty
+  pad_mode: str  # weak shift: 'reflect' (official CIFAR) or 'constant' (with fill)
+  max_translate: float  # RandAugment's translation at full magnitude, as a fraction of the side
+  random_cutout: bool  # Cutout side uniform in [0, cutout_size] (USB) rather than exactly it
+
+
+FIXMATCH = Recipe(OPS, GRAY, 'reflect', 0.3, False)
+# MNIST's digits sit in a 20x20 box centred in 28x28: a 4 px translation on top of the weak 4 px
+# shift keeps almost all of the ink, the official 0.3·28 = 8.4 px does not.
+DIGITS = Recipe(DIGIT_OPS, 0.0, 'constant', 0.15, True)
+RECIPES = {'fixmatch': FIXMATCH, 'digits': DIGITS}
+
+
+def cutout(x, key, size: float, fill: float = GRAY, random_size: bool = False):
+  """Fills a square of side size·min(H, W) (or a uniform fraction of it), centred at a random
+  pixel and clipped at the border, with `fill`."""
   h, w, _ = x.shape
-  side = int(round(size * min(h, w)))
-  if side == 0:
+  k_size, k_pos = jax.random.split(key)
+  side = size * min(h, w)
+  if side < 1:
     return x
-  cy, cx = jax.random.randint(key, (2,), 0, jnp.array([h, w]))
+  if random_size:
+    side = side * jax.random.uniform(k_size)
+  side = jnp.round(side).astype(jnp.int32)
+  cy, cx = jax.random.randint(k_pos, (2,), 0, jnp.array([h, w]))
+  top, left = cy - side // 2, cx - side // 2
   rows, cols = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
-  inside = (jnp.abs(rows - cy) <= side // 2) & (jnp.abs(cols - cx) <= side // 2)
-  return jnp.where(inside[..., None], GRAY, x)
+  inside = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
+  return jnp.where(inside[..., None], fill, x)
 
 
-def _weak_one(x, key, flip: bool, pad_fraction: float):
+def _weak_one(x, key, flip: bool, pad_fraction: float, recipe: Recipe):
   k_flip, k_crop = jax.random.split(key)
   if flip:
     x = jnp.where(jax.random.bernoulli(k_flip), pix.flip_left_right(x), x)
   h, w, c = x.shape
   pad = int(round(pad_fraction * h)), int(round(pad_fraction * w))
-  padded = jnp.pad(x, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)), mode='reflect')
+  widths = ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0))
+  if recipe.pad_mode == 'reflect':
+    padded = jnp.pad(x, widths, mode='reflect')
+  else:
+    padded = jnp.pad(x, widths, mode='constant', constant_values=recipe.fill)
   return pix.random_crop(k_crop, padded, (h, w, c))
 
 
@@ -185,29 +235,33 @@ GEOMETRIC = {rotate: _rotation, shear_x: _shear_x, shear_y: _shear_y}
 GEOMETRIC |= {translate_x: _translate_x, translate_y: _translate_y}
 
 
-def _strong_one(x, key, num_ops: int, op_prob: float, cutout_size: float):
+def _strong_one(x, key, num_ops: int, op_prob: float, cutout_size: float, recipe: Recipe):
   h, w, _ = x.shape
-  is_geometric = jnp.array([op in GEOMETRIC for op in OPS])
-  maps = [functools.partial(GEOMETRIC.get(op, _no_warp), h=h, w=w) for op in OPS]
+  ops = recipe.ops
+  is_geometric = jnp.array([op in GEOMETRIC for op in ops])
+  maps = [
+    functools.partial(GEOMETRIC.get(op, _no_warp), h=h, w=w, t=recipe.max_translate) for op in ops
+  ]
   keys = jax.random.split(key, num_ops + 1)
   for k in keys[:-1]:
     k_op, k_mag, k_sign, k_apply = jax.random.split(k, 4)
-    op = jax.random.randint(k_op, (), 0, len(OPS))
+    op = jax.random.randint(k_op, (), 0, len(ops))
     m = jax.random.randint(k_mag, (), 1, 10) / 10.0  # the official code's levels 1..9 of 10
     sign = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
     # Under vmap a switch runs every branch: the cheap pixel ops all run, the warp runs once.
-    pixel_ops = [functools.partial(identity if f in GEOMETRIC else f, sign=sign) for f in OPS]
+    pixel_ops = [functools.partial(identity if f in GEOMETRIC else f, sign=sign) for f in ops]
     pixel = jax.lax.switch(op, pixel_ops, x, m)
-    warped = _warp(x, *jax.lax.switch(op, maps, m, sign))
+    warped = _warp(x, *jax.lax.switch(op, maps, m, sign), fill=recipe.fill)
     out = jnp.where(is_geometric[op], warped, pixel)
     x = jnp.where(jax.random.uniform(k_apply) < op_prob, out, x)
-  return cutout(x, keys[-1], cutout_size)
+  return cutout(x, keys[-1], cutout_size, recipe.fill, recipe.random_cutout)
 
 
-def weak(images, key, *, flip: bool = True, pad_fraction: float = 0.125):
+def weak(images, key, *, flip: bool = True, pad_fraction: float = 0.125, recipe=FIXMATCH):
   """Random flip and translation of every image in a batch."""
   keys = jax.random.split(key, images.shape[0])
-  return jax.vmap(functools.partial(_weak_one, flip=flip, pad_fraction=pad_fraction))(images, keys)
+  fn = functools.partial(_weak_one, flip=flip, pad_fraction=pad_fraction, recipe=recipe)
+  return jax.vmap(fn)(images, keys)
 
 
 def strong(
@@ -219,10 +273,13 @@ def strong(
   cutout_size: float = 0.5,
   flip: bool = True,
   pad_fraction: float = 0.125,
+  recipe: Recipe = FIXMATCH,
 ):
-  """Weak augmentation, then RandAugment and Cutout (16x16 at 32x32), as FixMatch's strong view."""
+  """The weak view, then RandAugment and Cutout (16x16 at 32x32 in the FixMatch recipe)."""
   k_weak, k_strong = jax.random.split(key)
-  x = weak(images, k_weak, flip=flip, pad_fraction=pad_fraction)
+  x = weak(images, k_weak, flip=flip, pad_fraction=pad_fraction, recipe=recipe)
   keys = jax.random.split(k_strong, images.shape[0])
-  fn = functools.partial(_strong_one, num_ops=num_ops, op_prob=op_prob, cutout_size=cutout_size)
+  fn = functools.partial(
+    _strong_one, num_ops=num_ops, op_prob=op_prob, cutout_size=cutout_size, recipe=recipe
+  )
   return jax.vmap(fn)(x, keys)
