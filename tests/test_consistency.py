@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxssl import models, parallel
+from jaxssl import methods, models, parallel
 from jaxssl.config import resolve
 from jaxssl.errors import UserError
+from jaxssl.methods import DataSpec, fixmatch, flexmatch, mixmatch, uda, vat
 from jaxssl.methods import _classifier as C
-from jaxssl.methods import flexmatch, mixmatch, uda, vat
 from jaxssl.models.convnets import WideResNet
 from jaxssl.train import build
 from tests.conftest import tiny_config
@@ -94,6 +94,39 @@ def test_fixmatch_without_confident_labels_learns_from_labels_only():
   )
 
 
+# Overrides that make each method's unlabeled term count from the first step (no ramp, no
+# threshold), so one step with λu = 0 and one with λu > 0 must differ. A method whose unlabeled
+# loss has no gradient (USB's Mean Teacher takes the student's logits from the no-grad teacher)
+# fails this. New methods with a `lambda_u` knob are picked up automatically.
+ACTIVE_FROM_STEP_0 = {
+  'pseudo_label': dict(threshold=0.0, ramp_steps=0),
+  'pi_model': dict(ramp_steps=0),
+  'mean_teacher': dict(ramp_steps=0),
+  'vat': dict(ramp_steps=0, entmin_weight=0.0),
+  'mixmatch': dict(ramp_steps=0),
+  'uda': dict(threshold=0.0),
+  'fixmatch': dict(threshold=0.0),
+  'flexmatch': dict(threshold=0.0),
+}
+SSL_METHODS = [
+  m for m in methods.available() if 'lambda_u' in methods.get(m).defaults() and m != 'supervised'
+]
+
+
+@pytest.mark.parametrize('method', SSL_METHODS)
+def test_unlabeled_term_changes_the_update(method):
+  overrides = ACTIVE_FROM_STEP_0.get(method, {})
+  lambda_u = methods.get(method).defaults()['lambda_u']
+  assert lambda_u > 0
+  _, with_u, metrics = _steps(method, 1, lambda_u=lambda_u, **overrides)
+  _, without_u, _ = _steps(method, 1, lambda_u=0.0, **overrides)
+  assert metrics[0]['loss/unsup'] > 0, metrics[0]
+  a = with_u[0]['method']['params']['head']['kernel']
+  b = without_u[0]['method']['params']['head']['kernel']
+  # Without a gradient from the unlabeled loss the two updates would be bit-identical.
+  assert np.abs(a - b).max() > 1e-6, 'the unlabeled loss must move the weights'
+
+
 def test_mean_teacher_teacher_is_the_ema_of_the_student():
   run, states, _ = _steps('mean_teacher', 3, ema_decay=0.6)
   init = jax.device_get(run.init())['method']
@@ -110,28 +143,63 @@ def test_mean_teacher_teacher_is_the_ema_of_the_student():
 
 
 def test_flexmatch_remembers_confident_labels_per_example():
-  run, states, metrics = _steps('flexmatch', 2, threshold=0.0)
-  selected = states[-1]['method']['selected']
-  batch = run.pipeline.host_batch(1)
-  assert np.all(selected[batch['i_u']] >= 0)  # τ = 0: every example in the batch is recorded
-  assert (selected >= 0).sum() <= 2 * len(batch['i_u'])
+  # τ at the median confidence of the first weak view: where it is confident, the stored label is
+  # the prediction; the others are marked drawn-but-unconfident; undrawn examples stay unmarked.
+  run = build(tiny_config('flexmatch'), mesh=parallel.make_mesh(jax.devices()[:1]))
+  batch = run.pipeline.host_batch(0)
+  probs = _weak_probs(run, run.init()['method'], batch)
+  conf, pred = probs.max(-1), probs.argmax(-1)
+  tau = float(np.median(conf))
+  _, states, _ = _steps('flexmatch', 1, threshold=tau)
+  selected = states[0]['method']['selected']
+  stored = selected[batch['i_u']]
+  np.testing.assert_array_equal(stored[conf >= tau], pred[conf >= tau])
+  assert np.all(stored[conf < tau] == flexmatch.UNCONFIDENT) and (conf < tau).any()
+  untouched = np.setdiff1d(np.arange(len(selected)), batch['i_u'])
+  assert np.all(selected[untouched] == flexmatch.NEVER_DRAWN)
+
+
+def _weak_probs(run, method_state, batch):
+  """Softmax of the weak view exactly as FlexMatch's first step computes it."""
+  config = run.config
+  key = jax.random.fold_in(jax.random.wrap_key_data(run.init()['rng']), 0)
+  net = C.Net(models.split(nnx.eval_shape(lambda: C.backbone(config, _spec(run), key)))[0])
+  batch = jax.tree.map(jnp.asarray, batch)
+  (_, logits_w, _), _ = fixmatch.weak_strong_forward(
+    config, net, method_state['params'], method_state, batch, key
+  )
+  return np.asarray(jax.nn.softmax(logits_w))
+
+
+def _spec(run):
+  ds = run.dataset
+  return DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled)
 
 
 def test_flexmatch_class_thresholds():
   tau, n = 0.95, 100
-  nothing = -np.ones(n, np.int32)
-  np.testing.assert_array_equal(flexmatch.class_thresholds(nothing, 10, tau, True), 0.0)
+  never = np.full(n, flexmatch.NEVER_DRAWN, np.int32)
+  for warmup in flexmatch.WARMUPS:
+    np.testing.assert_array_equal(flexmatch.class_thresholds(never, 10, tau, warmup), 0.0)
   all_three = np.full(n, 3, np.int32)
-  t = flexmatch.class_thresholds(all_three, 10, tau, True)
+  t = flexmatch.class_thresholds(all_three, 10, tau, 'pool')
   np.testing.assert_allclose(t[3], tau)  # β = 1 and M(1) = 1
   np.testing.assert_array_equal(np.delete(t, 3), 0.0)
-  # Warm-up: 80 unused examples dominate the 20 of class 0, so β(0) = 20/80 and M(β) = β/(2-β).
-  mixed = np.where(np.arange(n) < 20, 0, -1).astype(np.int32)
-  beta = 20 / 80
-  np.testing.assert_allclose(
-    flexmatch.class_thresholds(mixed, 10, tau, True)[0], tau * beta / (2 - beta)
+  # 20 of class 0, 30 drawn but unconfident, 50 never drawn.
+  mixed = np.full(n, flexmatch.NEVER_DRAWN, np.int32)
+  mixed[:20], mixed[20:50] = 0, flexmatch.UNCONFIDENT
+  m = lambda beta: tau * beta / (2 - beta)
+  # pool (TorchSSL/USB): the 80 unused examples dominate, β(0) = 20/80.
+  np.testing.assert_allclose(flexmatch.class_thresholds(mixed, 10, tau, 'pool')[0], m(20 / 80))
+  # seen: only the 30 drawn examples count as unused, β(0) = 20/30.
+  np.testing.assert_allclose(flexmatch.class_thresholds(mixed, 10, tau, 'seen')[0], m(20 / 30))
+  np.testing.assert_allclose(flexmatch.class_thresholds(mixed, 10, tau, 'off')[0], tau)
+  # Once every example has been drawn, seen and pool agree.
+  drawn = np.where(mixed == flexmatch.NEVER_DRAWN, flexmatch.UNCONFIDENT, mixed)
+  np.testing.assert_array_equal(
+    flexmatch.class_thresholds(drawn, 10, tau, 'seen'),
+    flexmatch.class_thresholds(drawn, 10, tau, 'pool'),
   )
-  np.testing.assert_allclose(flexmatch.class_thresholds(mixed, 10, tau, False)[0], tau)
 
 
 def test_mixmatch_sharpen_and_mixup():
@@ -154,13 +222,35 @@ def test_vat_perturbation_has_norm_eps_and_is_adversarial():
   w = jax.random.normal(jax.random.key(0), (4 * 4, 5))
   logits_fn = lambda x: x.reshape(x.shape[0], -1) @ w
   x = jax.random.uniform(jax.random.key(1), (6, 4, 4, 1))
+  for xi in (1e-6, 0.0):  # finite difference and exact Hessian-vector product
+    r = vat.adversarial_perturbation(
+      logits_fn, x, logits_fn(x), jax.random.key(2), xi=xi, eps=2.0, iterations=1
+    )
+    np.testing.assert_allclose(jnp.sqrt(jnp.sum(r**2, (1, 2, 3))), 2.0, rtol=1e-5)
+    random = 2.0 * vat._unit(jax.random.normal(jax.random.key(3), x.shape))
+    kl = lambda d: vat.kl_divergence(logits_fn(x), logits_fn(x + d))
+    assert np.all(kl(r) > kl(random))
+
+
+def test_vat_on_a_batch_norm_network(mnist):
+  # The objective's own passes: the divergence is exactly 0 at r = 0 (same batch statistics for
+  # the clean and the perturbed images) and the adversarial direction beats random ones.
+  config = resolve(tiny_config('vat', eps=2.0))
+  spec = DataSpec(mnist.image_shape, 10, mnist.num_unlabeled)
+  module = C.backbone(config, spec, jax.random.key(0))
+  graph, params, rest = models.split(module)
+  net = C.Net(graph)
+  u = mnist.train_images[:64].astype(np.float32) / 255
+  unlabeled = lambda x: net(params, rest, x, train=True)[0]
+  clean = unlabeled(u)
+  np.testing.assert_allclose(vat.kl_divergence(clean, unlabeled(u + 0.0)), 0.0, atol=1e-6)
   r = vat.adversarial_perturbation(
-    logits_fn, x, logits_fn(x), jax.random.key(2), xi=1e-6, eps=2.0, iterations=1
+    unlabeled, u, clean, jax.random.key(1), xi=config.xi, eps=2.0, iterations=1
   )
-  np.testing.assert_allclose(jnp.sqrt(jnp.sum(r**2, (1, 2, 3))), 2.0, rtol=1e-5)
-  random = 2.0 * vat._unit(jax.random.normal(jax.random.key(3), x.shape))
-  kl = lambda d: vat.kl_divergence(logits_fn(x), logits_fn(x + d))
-  assert np.all(kl(r) > kl(random))
+  adversarial = vat.kl_divergence(clean, unlabeled(u + r))
+  for seed in range(3):
+    random = 2.0 * vat._unit(jax.random.normal(jax.random.key(10 + seed), u.shape))
+    assert np.mean(adversarial > vat.kl_divergence(clean, unlabeled(u + random))) > 0.9
 
 
 def test_uda_training_signal_annealing():
@@ -171,7 +261,8 @@ def test_uda_training_signal_annealing():
   np.testing.assert_allclose(uda.tsa_threshold('log', 0, 100, 10), 0.1)
 
 
-def test_ramps():
-  assert float(C.ramp(0, 100, 0.4)) == 0.0 and float(C.ramp(40, 100, 0.4)) == 1.0
-  np.testing.assert_allclose(C.ramp(0, 100, 0.4, 'sigmoid'), np.exp(-5.0))
-  assert float(C.ramp(0, 100, 0.0)) == 1.0
+def test_ramps_are_in_steps():
+  assert float(C.ramp(0, 40)) == 0.0 and float(C.ramp(20, 40)) == 0.5
+  assert float(C.ramp(40, 40)) == 1.0 and float(C.ramp(10**6, 40)) == 1.0
+  np.testing.assert_allclose(C.ramp(0, 40, 'sigmoid'), np.exp(-5.0))
+  assert float(C.ramp(0, 0)) == 1.0

@@ -60,14 +60,14 @@ def test_minimax_ablation_trains_the_generator(mnist):
   from jaxssl.train import build
   from tests.conftest import tiny_config
 
-  run = build(tiny_config('improved_gan', generator_loss='minimax'))
-  state = run.init()
-  g_before = jax.device_get(state['method']['g'])
-  for batch in run.pipeline.iterate(0, 2):
-    state, metrics = run.train_step(state, batch)
-  metrics = jax.device_get(metrics)
-  assert all(np.isfinite(v) for v in metrics.values()) and metrics['loss/g'] > 0
-  g_after = jax.device_get(state['method']['g'])
-  assert any(
-    not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(g_before), jax.tree.leaves(g_after))
-  )
+  after = {}
+  for loss in ('minimax', 'feature_matching'):
+    run = build(tiny_config('improved_gan', generator_loss=loss))
+    state = run.init()
+    state, metrics = run.train_step(state, next(run.pipeline.iterate(0, 1)))
+    assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+    after[loss] = jax.device_get(state['method'])
+  # D is updated first, by the same loss; G's update is where the two generator losses differ.
+  jax.tree.map(np.testing.assert_array_equal, after['minimax']['d'], after['feature_matching']['d'])
+  g = [after[loss]['g'] for loss in ('minimax', 'feature_matching')]
+  assert any(not np.allclose(a, b) for a, b in zip(*map(jax.tree.leaves, g)))

@@ -35,7 +35,8 @@ def defaults(**overrides) -> dict:
   """The shared knobs at FixMatch's reference recipe; methods override some and add their own."""
   knobs = dict(
     backbone='wrn28_2',  # wrn28_2 | wrn28_8 | cnn (28x28 digits) | gan_mlp (Improved-GAN's D)
-    cnn_widths=(16, 32, 64),
+    cnn_widths=(16, 32, 64),  # cnn: one 3x3 conv each; 2x2 max-pool after the first two
+    cnn_head='gap',  # cnn: gap (global average pool) | flatten (a dense layer over the 7x7 map)
     bn_momentum=0.999,
     optimizer='sgd',  # sgd (Nesterov) | adam
     lr=0.03,
@@ -48,6 +49,7 @@ def defaults(**overrides) -> dict:
     weight_decay_mode='l2',  # l2: wd·w added to the gradient | decoupled: AdamW's
     ema_decay=0.999,  # EMA of the weights: the evaluated model (raw one also reported)
     flip=True,  # random horizontal flip in every augmentation; off for digits
+    augment='auto',  # strong-view recipe: fixmatch | digits | auto (digits for mnist)
     pad_fraction=0.125,  # translation by up to this fraction (reflect-pad and crop)
     augment_labeled=True,  # weak augmentation of the labeled batch
     data_init=True,  # gan_mlp only: Improved-GAN's data-dependent init
@@ -86,7 +88,12 @@ def backbone(config, data: DataSpec, key: jax.Array) -> nnx.Module:
     k = int(config.backbone.removeprefix('wrn28_'))
     return WideResNet(c, data.num_classes, filters=16 * k, scales=3, **args)
   if config.backbone == 'cnn':
-    return SmallCNN(c, data.num_classes, widths=tuple(config.cnn_widths), **args)
+    choice(config, 'cnn_head', ('gap', 'flatten'))
+    widths = tuple(config.cnn_widths)
+    size = data.image_shape[0]
+    return SmallCNN(
+      c, data.num_classes, widths=widths, head=config.cnn_head, image_size=size, **args
+    )
   return _GanMLP(data, rngs=rngs)
 
 
@@ -143,13 +150,32 @@ class Aux(NamedTuple):
 Objective = Callable[..., tuple[jax.Array, Aux]]
 
 
+DIGIT_DATASETS = ('mnist',)
+
+
+def recipe(config) -> augment.Recipe:
+  """The augmentation recipe: `augment`, where 'auto' keys it on the dataset."""
+  choice(config, 'augment', ('auto', *augment.RECIPES))
+  name = config.augment
+  if name == 'auto':
+    name = 'digits' if config.dataset in DIGIT_DATASETS else 'fixmatch'
+  return augment.RECIPES[name]
+
+
 def weak(config, images: jax.Array, key: jax.Array) -> jax.Array:
-  return augment.weak(to_float(images), key, flip=config.flip, pad_fraction=config.pad_fraction)
+  return augment.weak(
+    to_float(images), key, flip=config.flip, pad_fraction=config.pad_fraction, recipe=recipe(config)
+  )
 
 
 def strong(config, images: jax.Array, key: jax.Array, **kwargs) -> jax.Array:
   return augment.strong(
-    to_float(images), key, flip=config.flip, pad_fraction=config.pad_fraction, **kwargs
+    to_float(images),
+    key,
+    flip=config.flip,
+    pad_fraction=config.pad_fraction,
+    recipe=recipe(config),
+    **kwargs,
   )
 
 
@@ -165,14 +191,14 @@ def cross_entropy(logits, labels) -> jax.Array:
   return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
-def ramp(step, num_steps: int, fraction: float, kind: str = 'linear') -> jax.Array:
-  """Weight ramp-up from 0 to 1 over the first `fraction` of training.
+def ramp(step, ramp_steps: int, kind: str = 'linear') -> jax.Array:
+  """Weight ramp-up from 0 to 1 over the first `ramp_steps` steps, whatever the run's length.
 
   linear (pseudo-labeling, MixMatch); sigmoid exp(-5(1-t)^2) (Π-model, Mean Teacher).
   """
-  if fraction <= 0:
+  if ramp_steps <= 0:
     return jnp.ones(())
-  t = jnp.clip(step / (fraction * num_steps), 0.0, 1.0)
+  t = jnp.clip(step / ramp_steps, 0.0, 1.0)
   return t if kind == 'linear' else jnp.exp(-5.0 * (1.0 - t) ** 2)
 
 

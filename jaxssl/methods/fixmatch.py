@@ -5,6 +5,13 @@ confidence is at least τ = 0.95, are the cross-entropy targets of a strongly au
 (RandAugment + Cutout). The labeled batch (B = 64) and both views of the μB = 448 unlabeled images
 go through ONE forward pass, so batch norm sees all 960 images together. λu = 1; SGD Nesterov 0.9,
 lr 0.03·cos(7πk/16K); L2 weight decay 5e-4 on kernels only; the EMA (0.999) is evaluated.
+
+Option, off by default: distribution alignment (`dist_align`, ReMixMatch: Berthelot et al. 2020;
+AdaMatch), which scales the weak view's class probabilities by p_target / p_model before the
+pseudo-label and the threshold are taken, where p_model is a running average (bias-corrected EMA,
+USB's DistAlignEMAHook) of the model's mean unlabeled prediction and p_target is uniform (the
+labeled splits are class-balanced). It keeps the pseudo-labels from collapsing onto a few classes
+when the first classifier is poor, as it is with one label per class.
 """
 
 import jax
@@ -20,12 +27,31 @@ def defaults() -> dict:
     randaugment_ops=2,
     op_prob=0.5,  # 0.5: each RandAugment op applied with p = 0.5 (official code); 1.0: paper
     cutout_size=0.5,  # side as a fraction of the image: 16x16 at 32x32
+    dist_align=False,  # distribution alignment of the weak view's probabilities (ReMixMatch)
+    dist_align_momentum=0.999,  # of the running mean prediction p_model
   )
 
 
+def init_state(data: DataSpec) -> dict:
+  """Method state of the FixMatch objective: the running mean prediction of distribution
+  alignment, as an EMA accumulator started at 0 and bias-corrected by the step count."""
+  return {'p_model': jnp.zeros(data.num_classes)}
+
+
+def align(state, probs_w, step, config):
+  """Distribution alignment: (aligned probabilities, state updates, monitors)."""
+  m = config.dist_align_momentum
+  p_sum = m * state['p_model'] + (1 - m) * probs_w.mean(0)
+  p_model = p_sum / (1 - m ** (step + 1.0))  # the average of the predictions seen so far
+  aligned = probs_w / p_model  # times the uniform target
+  aligned = aligned / aligned.sum(-1, keepdims=True)
+  monitors = {'monitor/p_model_min': p_model.min(), 'monitor/p_model_max': p_model.max()}
+  return aligned, {'p_model': p_sum}, monitors
+
+
 def confidence_mask(state, probs_w, batch, config):
-  """FixMatch's fixed threshold: (mask, method state updates)."""
-  return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}
+  """FixMatch's fixed threshold: (mask, method state updates, monitors)."""
+  return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}, {}
 
 
 def weak_strong_forward(config, net, params, state, batch, key):
@@ -46,18 +72,22 @@ def weak_strong_forward(config, net, params, state, batch, key):
 
 
 def objective(config, mask_fn=confidence_mask):
-  """The FixMatch loss; `mask_fn(state, probs_w, batch, config)` decides which pseudo-labels count
-  (FlexMatch passes its class-wise thresholds)."""
+  """The FixMatch loss; `mask_fn(state, probs_w, batch, config) -> (mask, updates, monitors)`
+  decides which pseudo-labels count (FlexMatch passes its class-wise thresholds)."""
 
   def fn(net, params, state, batch, key, step):
     (logits_l, logits_w, logits_s), rest = weak_strong_forward(
       config, net, params, state, batch, key
     )
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
-    logits_w = jax.lax.stop_gradient(logits_w)
-    mask, updates = mask_fn(state, jax.nn.softmax(logits_w), batch, config)
-    unsup = jnp.mean(C.cross_entropy(logits_s, jnp.argmax(logits_w, -1)) * mask)
-    monitors = C.monitors(batch, logits_l, logits_w, mask)
+    probs_w = jax.nn.softmax(jax.lax.stop_gradient(logits_w))
+    updates, extra = {}, {}
+    if config.dist_align:
+      probs_w, updates, extra = align(state, probs_w, step, config)
+    mask, more_updates, more = mask_fn(state, probs_w, batch, config)
+    unsup = jnp.mean(C.cross_entropy(logits_s, jnp.argmax(probs_w, -1)) * mask)
+    monitors = C.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra | more
+    updates |= more_updates
     loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors)
     return loss, aux._replace(updates=updates)
 
@@ -65,4 +95,10 @@ def objective(config, mask_fn=confidence_mask):
 
 
 def make(config, data: DataSpec) -> Method:
-  return C.make(config, data, objective(config), unlabeled_views=('weak', 'strong'))
+  return C.make(
+    config,
+    data,
+    objective(config),
+    unlabeled_views=('weak', 'strong'),
+    init_extra=lambda: init_state(data),
+  )

@@ -3,8 +3,9 @@
 The teacher's weights are the exponential moving average (decay 0.999, optax.incremental_update)
 of the student's, the same average the trainer evaluates. The student's softmax on one weak view
 should match the teacher's on another (mean squared difference), weighted by λu = 50 times a
-sigmoid ramp-up over the first 40 % of training (USB's values). The teacher's batch-norm pass
-uses its own batch statistics and updates nothing.
+sigmoid ramp-up over `ramp_steps` (USB's values: 0.4 of 2^20). The teacher's batch-norm pass uses
+its own batch statistics and updates nothing. The student's unlabeled logits carry the gradient
+(USB's meanteacher.py takes them from the no-grad teacher instead, so its unlabeled loss is inert).
 """
 
 import jax
@@ -14,7 +15,7 @@ from jaxssl.methods import _classifier as C
 
 
 def defaults() -> dict:
-  return C.defaults() | dict(lambda_u=50.0, ramp_fraction=0.4)
+  return C.defaults() | dict(lambda_u=50.0, ramp_steps=419_430)
 
 
 def make(config, data: DataSpec) -> Method:
@@ -26,7 +27,7 @@ def make(config, data: DataSpec) -> Method:
     logits_t = jax.lax.stop_gradient(net(state['ema'], state['rest'], u_t, train=True)[0])
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = pi_model.consistency(logits_s, logits_t)
-    weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction, 'sigmoid')
+    weight = config.lambda_u * C.ramp(step, config.ramp_steps, 'sigmoid')
     return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, logits_t))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

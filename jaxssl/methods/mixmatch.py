@@ -5,7 +5,7 @@ T = 0.5, is the guessed label. Labeled and unlabeled examples with their (guesse
 mixed with a random partner from the whole batch, λ ~ Beta(0.75, 0.75) per example and
 λ' = max(λ, 1 − λ) so each mixed example stays closest to its own. Cross-entropy on the mixed
 labeled part, mean squared error of probabilities on the mixed unlabeled part weighted by
-λu = 75 ramped up linearly over the first 1/64 of training (1024 of 65536 kimg). Adam 0.002
+λu = 75 ramped up linearly over 16,384 steps (1024 kimg at 64 images a step). Adam 0.002
 (constant), decoupled weight decay 0.02·lr on kernels, EMA 0.999. One forward over all mixed
 images stands in for the official code's interleaving: batch norm sees them together.
 """
@@ -26,7 +26,7 @@ def defaults() -> dict:
     weight_decay=0.02,
     weight_decay_mode='decoupled',
     lambda_u=75.0,
-  ) | dict(temperature=0.5, mixup_alpha=0.75, num_augmentations=2, ramp_fraction=1 / 64)
+  ) | dict(temperature=0.5, mixup_alpha=0.75, num_augmentations=2, ramp_steps=16_384)
 
 
 def sharpen(probs: jax.Array, temperature: float) -> jax.Array:
@@ -66,7 +66,7 @@ def make(config, data: DataSpec) -> Method:
     n = len(x_l)
     sup = C.cross_entropy(logits[:n], mixed_y[:n]).mean()
     unsup = jnp.mean((jax.nn.softmax(logits[n:]) - mixed_y[n:]) ** 2)
-    weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction)
+    weight = config.lambda_u * C.ramp(step, config.ramp_steps)
     return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits[:n], jnp.log(probs)))
 
   return C.make(config, data, objective, unlabeled_views=('weak',) * config.num_augmentations)

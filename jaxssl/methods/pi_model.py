@@ -2,7 +2,8 @@
 
 The mean squared difference of the softmax outputs on two weak views of each unlabeled image
 (one view is the stop-gradient target, as USB), weighted by λu = 10 times a sigmoid ramp-up
-exp(−5(1 − t)²) over the first 40 % of training. Labeled, both unlabeled views: one forward.
+exp(−5(1 − t)²) over the first `ramp_steps` (USB: 0.4 of 2^20). Labeled and both unlabeled views
+go through one forward.
 """
 
 import jax
@@ -13,7 +14,7 @@ from jaxssl.methods import _classifier as C
 
 
 def defaults() -> dict:
-  return C.defaults() | dict(lambda_u=10.0, ramp_fraction=0.4)
+  return C.defaults() | dict(lambda_u=10.0, ramp_steps=419_430)
 
 
 def consistency(logits, target_logits) -> jax.Array:
@@ -29,7 +30,7 @@ def make(config, data: DataSpec) -> Method:
     (logits_l, logits_1, logits_2), rest = C.forward_all(net, params, state, (x_l, u_1, u_2))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = consistency(logits_1, jax.lax.stop_gradient(logits_2))
-    weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction, 'sigmoid')
+    weight = config.lambda_u * C.ramp(step, config.ramp_steps, 'sigmoid')
     return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, logits_2))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

@@ -2,7 +2,8 @@
 
 The argmax of the (stop-gradient) prediction on a weakly augmented unlabeled image is its target
 where the confidence is at least the threshold; the unlabeled weight ramps linearly from 0 to λu
-over the first part of training (Lee's α(t)). Threshold 0.95 and ramp 0.4 as USB's config.
+over the first `ramp_steps` steps (Lee's α(t)). Threshold 0.95 and a ramp over 0.4 of 2^20 steps
+as USB's config.
 """
 
 import jax
@@ -13,7 +14,7 @@ from jaxssl.methods import _classifier as C
 
 
 def defaults() -> dict:
-  return C.defaults() | dict(threshold=0.95, ramp_fraction=0.4)
+  return C.defaults() | dict(threshold=0.95, ramp_steps=419_430)
 
 
 def make(config, data: DataSpec) -> Method:
@@ -26,7 +27,7 @@ def make(config, data: DataSpec) -> Method:
     target = jax.lax.stop_gradient(logits_u)
     mask = (jnp.max(jax.nn.softmax(target), -1) >= config.threshold).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_u, jnp.argmax(target, -1)) * mask)
-    weight = config.lambda_u * C.ramp(step, config.num_steps, config.ramp_fraction)
+    weight = config.lambda_u * C.ramp(step, config.ramp_steps)
     return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, target, mask))
 
   return C.make(config, data, objective, unlabeled_views=('weak',))

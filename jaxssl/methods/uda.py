@@ -2,14 +2,15 @@
 
 Soft targets softmax(logits_weak / T) with T = 0.4, used only where the weak prediction's
 confidence is at least 0.8, are the cross-entropy (KL up to a constant) targets of the strongly
-augmented view; λu = 1. Optional training-signal annealing (TSA) drops labeled examples the model
+augmented view; λu = 1. FixMatch's optional distribution alignment applies before both. Optional
+training-signal annealing (TSA) drops labeled examples the model
 already predicts with probability above η_t = α_t(1 − 1/K) + 1/K. Values as USB's UDA config.
 """
 
 import jax
 import jax.numpy as jnp
 
-from jaxssl.methods import DataSpec, Method, fixmatch
+from jaxssl.methods import DataSpec, Method, fixmatch, mixmatch
 from jaxssl.methods import _classifier as C
 
 TSA = ('none', 'linear', 'log', 'exp')
@@ -45,13 +46,23 @@ def make(config, data: DataSpec) -> Method:
     p_true = jnp.exp(-jax.lax.stop_gradient(ce_l))
     keep = p_true <= tsa_threshold(config.tsa, step, config.num_steps, data.num_classes)
     sup = jnp.sum(ce_l * keep) / jnp.maximum(keep.sum(), 1)
-    logits_w = jax.lax.stop_gradient(logits_w)
-    mask, _ = fixmatch.confidence_mask(state, jax.nn.softmax(logits_w), batch, config)
-    targets = jax.nn.softmax(logits_w / config.temperature)
+    probs_w = jax.nn.softmax(jax.lax.stop_gradient(logits_w))
+    updates, extra = {}, {}
+    if config.dist_align:
+      probs_w, updates, extra = fixmatch.align(state, probs_w, step, config)
+    mask, _, _ = fixmatch.confidence_mask(state, probs_w, batch, config)
+    targets = mixmatch.sharpen(probs_w, config.temperature)  # = softmax(logits_w / T) unaligned
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
-    monitors = C.monitors(batch, logits_l, logits_w, mask)
-    return C.combine(
+    monitors = C.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra
+    loss, aux = C.combine(
       rest, sup, unsup, config.lambda_u, monitors, **{'monitor/tsa_kept': keep.mean()}
     )
+    return loss, aux._replace(updates=updates)
 
-  return C.make(config, data, objective, unlabeled_views=('weak', 'strong'))
+  return C.make(
+    config,
+    data,
+    objective,
+    unlabeled_views=('weak', 'strong'),
+    init_extra=lambda: fixmatch.init_state(data),
+  )
