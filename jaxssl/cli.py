@@ -49,6 +49,12 @@ def _flags(argv):
   return fv
 
 
+def load_config(config: str, overrides: list[str] = ()):
+  """The locked config of `FILE.py[:ARG]` plus `--config.KEY=VALUE` overrides, as `train` reads
+  it."""
+  return _flags(['jaxssl', f'--config={config}', *overrides]).config
+
+
 def _run(command: str, fv) -> None:
   import jax
 

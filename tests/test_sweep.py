@@ -1,0 +1,103 @@
+"""experiments/sweep.py: cells run once, resume, a table beside the baselines, figures."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from experiments import sweep
+from jaxssl.data import datasets
+
+ROOT = Path(__file__).parents[1]
+TINY = [  # a few steps of a tiny CNN: the harness is under test, not the method
+  '--config.num_steps=4',
+  '--config.log_every=2',
+  '--config.eval_every=2',
+  '--config.checkpoint_every=2',
+  '--config.cnn_widths=(8,16)',
+  '--config.cnn_head=gap',
+]
+
+
+def _sweep(workdir, *extra):
+  cmd = [
+    sys.executable,
+    str(ROOT / 'experiments' / 'sweep.py'),
+    f'--config={ROOT / "experiments" / "configs" / "mnist_ssl.py"}',
+    '--methods=pseudo_label',
+    '--labels=10',
+    '--seeds=0,1',
+    f'--workdir={workdir}',
+    *TINY,
+    *extra,
+  ]
+  out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return out
+
+
+def test_sweep_runs_each_cell_once_and_reports(tmp_path):
+  first = _sweep(tmp_path)
+  cells = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob('*/seed*'))
+  # The labeled-only baseline runs beside the method, seed by seed.
+  assert cells == [
+    'pseudo_label_10/seed0',
+    'pseudo_label_10/seed1',
+    'supervised_10/seed0',
+    'supervised_10/seed1',
+  ]
+  assert first.stdout.count(' -> ') == 4
+  stamps = {c: (tmp_path / c / 'results.json').stat().st_mtime_ns for c in cells}
+  again = _sweep(tmp_path)
+  assert ' -> ' not in again.stdout  # finished cells are skipped, not retrained
+  assert stamps == {c: (tmp_path / c / 'results.json').stat().st_mtime_ns for c in cells}
+
+  table = json.loads((tmp_path / 'table.json').read_text())
+  rows = {r['method']: r for r in table['rows']}
+  assert set(rows) == {'supervised', 'pseudo_label'}
+  for method, row in rows.items():
+    errors = [
+      100
+      * json.loads((tmp_path / f'{method}_10' / f'seed{s}' / 'results.json').read_text())[
+        'test_error'
+      ]
+      for s in (0, 1)
+    ]
+    assert [s['seed'] for s in row['seeds']] == [0, 1]
+    np.testing.assert_allclose(row['error_mean'], np.mean(errors))
+    np.testing.assert_allclose(row['error_sd'], np.std(errors, ddof=1))
+    # The 1-NN baseline of the same two splits: the same for every method.
+    np.testing.assert_allclose(
+      row['nn_mean'], np.mean([100 * sweep.nearest_neighbour_error('mnist', 1, s) for s in (0, 1)])
+    )
+  md = (tmp_path / 'table.md').read_text()
+  assert '| 10 | supervised | 2 |' in md and '| 10 | pseudo_label | 2 |' in md
+  for png in ('summary.png', 'curves/pseudo_label_10.png', 'curves/supervised_10.png'):
+    assert (tmp_path / png).stat().st_size > 1000, png
+
+  # An interrupted cell (no results, last checkpoint at step 2 of 4) resumes from its checkpoint.
+  cell = tmp_path / 'supervised_10' / 'seed1'
+  (cell / 'results.json').unlink()
+  shutil.rmtree(cell / 'checkpoints' / '4')
+  resumed = _sweep(tmp_path)
+  assert resumed.stdout.count(' -> ') == 1 and 'supervised, 10 labels, seed 1' in resumed.stdout
+  rows = [json.loads(r) for r in (cell / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in rows] == [2, 4]
+  after = json.loads((cell / 'results.json').read_text())
+  assert after['test_errors'] == rows[-1]['eval/test/errors']
+
+
+def test_nearest_neighbour_errors_match_brute_force():
+  ds = datasets.load('mnist')
+  idx = datasets.labeled_subset(ds.train_labels, 10, 1, 3, 'mnist')
+  train = ds.train_images[idx].reshape(10, -1).astype(np.float64)
+  test = ds.test_images[:500].reshape(500, -1).astype(np.float64)
+  nearest = ((test[:, None] - train[None]) ** 2).sum(-1).argmin(1)
+  expected = int(np.sum(ds.train_labels[idx][nearest] != ds.test_labels[:500]))
+  got = sweep.nearest_neighbour_errors(
+    ds.train_images[idx], ds.train_labels[idx], ds.test_images[:500], ds.test_labels[:500], 128
+  )
+  assert got == expected
