@@ -8,6 +8,7 @@ from flax import nnx
 
 from jaxssl import methods, models, parallel
 from jaxssl.config import resolve
+from jaxssl.data import datasets
 from jaxssl.errors import UserError
 from jaxssl.methods import DataSpec, fixmatch, flexmatch, mixmatch, uda, vat
 from jaxssl.methods import _classifier as C
@@ -266,3 +267,40 @@ def test_ramps_are_in_steps():
   assert float(C.ramp(40, 40)) == 1.0 and float(C.ramp(10**6, 40)) == 1.0
   np.testing.assert_allclose(C.ramp(0, 40, 'sigmoid'), np.exp(-5.0))
   assert float(C.ramp(0, 0)) == 1.0
+
+
+def _train_on_digit_subset(method: str, steps: int) -> float:
+  """Test error after `steps` steps with 40 labels, 3,000 unlabeled digits, a tiny CNN."""
+  mnist = datasets.load('mnist')
+  small = datasets.Dataset(
+    'mnist',
+    10,
+    mnist.train_images[:3000],
+    mnist.train_labels[:3000],
+    mnist.test_images[:1000],
+    mnist.test_labels[:1000],
+  )
+  config = tiny_config(
+    method,
+    num_steps=steps,
+    labels_per_class=4,
+    batch_size=16,
+    uratio=4,
+    cnn_widths=(8, 16, 32),
+    cnn_head='flatten',
+    bn_momentum=0.9,
+    ema_decay=0.9,
+  )
+  run = build(config, mesh=parallel.make_mesh(jax.devices()[:1]), dataset=small)
+  state = run.init()
+  for batch in run.pipeline.iterate(0, steps):
+    state, _ = run.train_step(state, batch)
+  return run.evaluate(state)['eval/test/error']
+
+
+def test_fixmatch_learns_from_unlabeled_digits():
+  # Same network, steps and labeled split; FixMatch also sees the unlabeled pool. Measured:
+  # 20.7 % (supervised) against 12.8 % (FixMatch) on these 1,000 test digits.
+  supervised = _train_on_digit_subset('supervised', 300)
+  fixmatch_error = _train_on_digit_subset('fixmatch', 300)
+  assert fixmatch_error < supervised - 0.04, (fixmatch_error, supervised)
