@@ -159,3 +159,14 @@ def test_weak_shift_pads_with_the_recipe_fill():
   official = augment.weak(x, jax.random.key(0), flip=False, recipe=augment.FIXMATCH)
   assert float(digits.min()) == 0.0  # shifted-in border is black
   np.testing.assert_array_equal(official, 1.0)  # reflect padding of a constant image
+
+
+def test_strong_view_without_flip_never_mirrors():
+  # A left-right asymmetric image; no ops, no Cutout, no shift: only a flip could change it.
+  x = jnp.tile(jnp.linspace(0.0, 1.0, 28)[None, None, :, None], (16, 28, 1, 1))
+  out = augment.strong(
+    x, jax.random.key(0), op_prob=0.0, cutout_size=0.0, flip=False, pad_fraction=0.0
+  )
+  np.testing.assert_array_equal(out, x)
+  flipped = augment.strong(x, jax.random.key(0), op_prob=0.0, cutout_size=0.0, pad_fraction=0.0)
+  assert not np.array_equal(flipped, x)  # with flips on, some of the 16 are mirrored
