@@ -299,8 +299,8 @@ def _train_on_digit_subset(method: str, steps: int) -> float:
 
 
 def test_fixmatch_learns_from_unlabeled_digits():
-  # Same network, steps and labeled split; FixMatch also sees the unlabeled pool. Measured:
-  # 20.7 % (supervised) against 12.8 % (FixMatch) on these 1,000 test digits.
+  # Same network, steps and labeled split; FixMatch also sees the unlabeled pool. Measured on
+  # these 1,000 test digits with seeds 0/1/2: supervised 20.7/25.1/21.5 %, FixMatch 12.8/9.9/10.9 %.
   supervised = _train_on_digit_subset('supervised', 300)
   fixmatch_error = _train_on_digit_subset('fixmatch', 300)
   assert fixmatch_error < supervised - 0.04, (fixmatch_error, supervised)
