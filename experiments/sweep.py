@@ -152,6 +152,7 @@ def collect(root: Path, cells) -> list[dict]:
         'raw_error': 100 * r['test_raw_error'] if 'test_raw_error' in r else None,
         'steps': r['steps'],
         'minutes': r['wall_seconds'] / 60,
+        'device': r.get('device', '?'),
         'labels_per_class': config['labels_per_class'],
       }
     )
@@ -161,6 +162,11 @@ def collect(root: Path, cells) -> list[dict]:
     row['error_mean'], row['error_sd'] = _mean_sd([s['error'] for s in seeds])
     row['raw_mean'], row['raw_sd'] = _mean_sd([s['raw_error'] for s in seeds])
     row['minutes_mean'] = _mean_sd([s['minutes'] for s in seeds])[0]
+    # Cells may run on different machines (a table finished on a GPU): wall time is per device.
+    row['minutes_by_device'] = {
+      d: _mean_sd([s['minutes'] for s in seeds if s['device'] == d])[0]
+      for d in sorted({s['device'] for s in seeds})
+    }
     row['steps'] = sorted({s['steps'] for s in seeds})
     if seeds:
       nn = [
@@ -184,7 +190,7 @@ def markdown(rows: list[dict], command: str) -> str:
     '1-NN: pixel-space nearest neighbour on the same labeled splits.',
     '',
     '| labels | method | seeds | test error | raw model | vs supervised | 1-NN | paper | steps '
-    '| min/cell |',
+    '| min/cell (device) |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ]
   for row in sorted(rows, key=lambda r: (r['labels'], r['method'] != BASELINE)):
@@ -210,14 +216,16 @@ def markdown(rows: list[dict], command: str) -> str:
           _fmt(row.get('nn_mean'), row.get('nn_sd'), 1),
           paper['text'] if paper else '—',
           ','.join(map(str, row['steps'])) or '—',
-          '—' if row['minutes_mean'] is None else f'{row["minutes_mean"]:.1f}',
+          ', '.join(f'{m:.1f} ({d})' for d, m in row['minutes_by_device'].items()) or '—',
         ]
       )
       + ' |'
     )
   lines += ['', 'Per seed:', '']
   for row in sorted(rows, key=lambda r: (r['labels'], r['method'])):
-    per_seed = ', '.join(f'seed {s["seed"]}: {s["error"]:.2f}' for s in row['seeds'])
+    per_seed = ', '.join(
+      f'seed {s["seed"]}: {s["error"]:.2f} ({s["device"]})' for s in row['seeds']
+    )
     lines.append(f'- {row["method"]}, {row["labels"]} labels: {per_seed or "none yet"}')
   return '\n'.join(lines) + '\n'
 

@@ -67,6 +67,7 @@ def test_sweep_runs_each_cell_once_and_reports(tmp_path):
       for s in (0, 1)
     ]
     assert [s['seed'] for s in row['seeds']] == [0, 1]
+    assert set(row['minutes_by_device']) == {'cpu'}  # wall time is reported per device
     np.testing.assert_allclose(row['error_mean'], np.mean(errors))
     np.testing.assert_allclose(row['error_sd'], np.std(errors, ddof=1))
     # The 1-NN baseline of the same two splits: the same for every method.
@@ -75,6 +76,7 @@ def test_sweep_runs_each_cell_once_and_reports(tmp_path):
     )
   md = (tmp_path / 'table.md').read_text()
   assert '| 10 | supervised | 2 |' in md and '| 10 | pseudo_label | 2 |' in md
+  assert 'seed 1: ' in md and ' (cpu)' in md
   for png in ('summary.png', 'curves/pseudo_label_10.png', 'curves/supervised_10.png'):
     assert (tmp_path / png).stat().st_size > 1000, png
 
