@@ -1,15 +1,21 @@
-"""Run outputs a person reads: metrics.jsonl, TensorBoard events, PNG sample grids."""
+"""Run outputs a person reads, through clu's metric writers: metrics.jsonl (one JSON row per logged
+step), TensorBoard events, and PNG image grids (samples/<name>_<step>.png)."""
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+from clu import metric_writers
+from PIL import Image
 
 
-class Writer:
-  """Writes scalars to DIR/metrics.jsonl and TensorBoard, image grids to DIR/samples/*.png."""
+class JsonlWriter(metric_writers.MetricWriter):
+  """Scalars of a step as one row of DIR/metrics.jsonl; images as PNG grids in DIR/samples/.
+
+  Everything written for the same step (the train metrics, the evaluation, clu's steps_per_sec)
+  joins one row, written when a later step arrives or on flush.
+  """
 
   def __init__(self, workdir: str, resume_step: int = 0):
     self.workdir = Path(workdir)
@@ -19,36 +25,55 @@ class Writer:
       keep = [r for r in rows if json.loads(r)['step'] <= resume_step]
       self.path.write_text(''.join(r + '\n' for r in keep))
     self._file = open(self.path, 'a')
-    import tensorflow as tf  # already imported by TFDS; used only for its event-file writer
+    self._row: dict = {}
 
-    self._tf = tf
-    self._tb = tf.summary.create_file_writer(str(self.workdir))
+  def write_scalars(self, step: int, scalars) -> None:
+    if self._row and self._row['step'] != int(step):
+      self.flush()
+    self._row = {'step': int(step), **self._row, **{k: float(v) for k, v in scalars.items()}}
 
-  def scalars(self, step: int, values: dict[str, float]) -> None:
-    row = {'step': int(step), **{k: float(v) for k, v in values.items()}}
-    self._file.write(json.dumps(row) + '\n')
-    self._file.flush()
-    with self._tb.as_default(step=int(step)):
-      for k, v in values.items():
-        self._tf.summary.scalar(k, float(v))
-
-  def images(self, step: int, name: str, images: np.ndarray, rows: int | None = None) -> Path:
-    """Saves an image grid (`rows` rows, e.g. one per class) as PNG and in TensorBoard."""
-    grid = image_grid(np.asarray(images), rows)
-    path = self.workdir / 'samples' / f'{name}_{int(step):07d}.png'
-    os.makedirs(path.parent, exist_ok=True)
-    save_png(path, grid)
-    with self._tb.as_default(step=int(step)):
-      self._tf.summary.image(name, grid[None], max_outputs=1)
-    return path
+  def write_images(self, step: int, images) -> None:
+    for name, grid in images.items():
+      path = self.workdir / 'samples' / f'{name}_{int(step):07d}.png'
+      path.parent.mkdir(parents=True, exist_ok=True)
+      save_png(path, np.asarray(grid))
 
   def flush(self) -> None:
-    self._file.flush()
-    self._tb.flush()
+    if self._row:
+      self._file.write(json.dumps(self._row) + '\n')
+      self._file.flush()
+      self._row = {}
 
   def close(self) -> None:
+    self.flush()
     self._file.close()
-    self._tb.close()
+
+  # Nothing else is logged as JSON.
+  def write_summaries(self, step, values, metadata=None):
+    pass
+
+  def write_videos(self, step, videos):
+    pass
+
+  def write_audios(self, step, audios, *, sample_rate):
+    pass
+
+  def write_texts(self, step, texts):
+    pass
+
+  def write_histograms(self, step, arrays, num_buckets=None):
+    pass
+
+  def write_hparams(self, hparams):
+    pass
+
+
+def create_writer(workdir: str, resume_step: int, main: bool) -> metric_writers.MetricWriter:
+  """JSONL, TensorBoard and PNGs on the main process; elsewhere clu's logging writer only."""
+  default = metric_writers.create_default_writer(workdir, just_logging=not main, asynchronous=False)
+  if not main:
+    return default
+  return metric_writers.MultiWriter([default, JsonlWriter(workdir, resume_step)])
 
 
 def image_grid(images: np.ndarray, rows: int | None = None, pad: int = 1) -> np.ndarray:
@@ -66,12 +91,6 @@ def image_grid(images: np.ndarray, rows: int | None = None, pad: int = 1) -> np.
 
 
 def save_png(path, grid: np.ndarray) -> None:
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
-  if grid.shape[-1] == 1:
-    plt.imsave(path, grid[..., 0], cmap='gray', vmin=0, vmax=1)
-  else:
-    plt.imsave(path, grid)
+  """An image in [0, 1] (H, W, 1 or 3) as an 8-bit PNG."""
+  pixels = np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8)
+  Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(path)

@@ -1,5 +1,6 @@
 """The one trainer every method runs through: build, init or resume, jitted steps, eval, results."""
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from clu import periodic_actions
 from tqdm import tqdm
 
 from jaxssl import config as config_lib
@@ -19,7 +21,7 @@ from jaxssl.checkpoint import Checkpoints
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, eval_batches
 from jaxssl.errors import UserError
-from jaxssl.metrics import Writer
+from jaxssl.metrics import create_writer, image_grid
 
 
 @dataclasses.dataclass
@@ -71,8 +73,9 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     np.sort(init_rng.choice(len(ds.train_images), config.init_examples, replace=False))
   ]
 
-  def init_fn(images):
-    key_init, key_run = jax.random.split(jax.random.key(config.seed))
+  def init_fn(images, seed_key):
+    # The seed's key is an argument, not a constant, so runs differing in seed share one program.
+    key_init, key_run = jax.random.split(seed_key)
     # The run key is stored as raw uint32 data so checkpoints hold plain arrays.
     return {
       'step': jnp.zeros((), jnp.int32),
@@ -96,7 +99,7 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   init = jax.jit(init_fn, out_shardings=rep)
   abstract = jax.tree.map(
     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
-    jax.eval_shape(init_fn, init_images),
+    jax.eval_shape(init_fn, init_images, jax.random.key(config.seed)),
   )
   sample = None
   if method.sample is not None:
@@ -110,7 +113,7 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     method=method,
     mesh=mesh,
     pipeline=pipeline,
-    init=lambda: init(init_images),
+    init=lambda: init(init_images, jax.random.key(config.seed)),
     abstract_state=abstract,
     train_step=jax.jit(
       step_fn, in_shardings=(rep, sharded), out_shardings=(rep, rep), donate_argnums=0
@@ -143,33 +146,82 @@ def _write_json(path: Path, obj) -> None:
   tmp.replace(path)
 
 
-def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
-  """Trains (resuming from the latest checkpoint in workdir), evaluates, writes results.json."""
-  t_start = time.time()
-  config = config_lib.resolve(config)
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  _check_workdir(workdir, config)
-  run = build(config, mesh)
-  main = jax.process_index() == 0
-  ckpts = Checkpoints(workdir, config.keep_checkpoints)
+def _is_main() -> bool:
+  return jax.process_index() == 0
+
+
+def _resume(run: Run, ckpts: Checkpoints) -> tuple[Any, dict]:
+  """(state, meta) of the latest checkpoint, or of a fresh init; the data position is checked."""
   latest = ckpts.latest_step()
   if latest is None:
-    state, meta = run.init(), {'wall_seconds': 0.0}
-  else:
-    state, meta = ckpts.restore(latest, run.abstract_state)
-    if meta.get('data') != run.pipeline.position(latest):
-      raise UserError(
-        f'checkpoint {ckpts.directory / str(latest)} was written at data position '
-        f'{meta.get("data")}, but this config resumes at {run.pipeline.position(latest)}'
-      )
-  if main:
-    (workdir / 'config.json').write_text(config_lib.to_json(config) + '\n')
-  start = int(state['step'])
-  writer = Writer(workdir, start) if main else None
-  images_per_step = config.batch_size * (1 + (config.uratio if run.method.unlabeled_views else 0))
+    return run.init(), {'wall_seconds': 0.0}
+  state, meta = ckpts.restore(latest, run.abstract_state)
+  if meta.get('data') != run.pipeline.position(latest):
+    raise UserError(
+      f'checkpoint {ckpts.directory / str(latest)} was written at data position '
+      f'{meta.get("data")}, but this config resumes at {run.pipeline.position(latest)}'
+    )
+  return state, meta
 
-  t_first, first_step, excluded = None, start, 0.0
+
+@dataclasses.dataclass
+class _Clock:
+  """Wall time of the run (over resumes) and the time spent training, for throughput."""
+
+  wall_before: float  # seconds of earlier sessions of this run
+  start: float = dataclasses.field(default_factory=time.time)
+  first_step: int | None = None  # the step after the first (compiling) one
+  first_time: float = 0.0
+  excluded: float = 0.0  # evaluation and checkpoint time since first_time
+
+  def wall(self) -> float:
+    return self.wall_before + time.time() - self.start
+
+  def steps_per_second(self, last_step: int) -> float | None:
+    seconds = time.time() - self.first_time - self.excluded
+    if self.first_step is None or last_step <= self.first_step or seconds <= 0:
+      return None
+    return (last_step - self.first_step) / seconds
+
+
+def _check_finite(row: dict, step: int, ckpts: Checkpoints) -> None:
+  bad = [k for k, v in row.items() if not np.isfinite(v)]
+  if bad:
+    raise UserError(
+      f'{bad[0]} is {row[bad[0]]} at step {step}; stopped without saving, the '
+      f'checkpoints in {ckpts.directory} (latest: {ckpts.latest_step()}) are kept'
+    )
+
+
+def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
+  """Test errors of every predictor (and a sample grid), reported beside the progress bar."""
+  row = run.evaluate(state)
+  if run.sample is not None and _is_main():
+    writer.write_images(
+      step, {'samples': image_grid(np.asarray(jax.device_get(run.sample(state))))}
+    )
+  raw = row.get('eval/test/raw/error')
+  message = f'step {step}: test error {100 * row["eval/test/error"]:.2f}%'
+  message += '' if raw is None else f' (raw {100 * raw:.2f}%)'
+  bar.write(message, file=sys.stderr)  # beside the bar: stdout is for results
+  return row
+
+
+def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock):
+  """Steps from the state's step to num_steps, logging, evaluating and checkpointing on the way;
+  returns (state, the last logged row)."""
+  config, start = run.config, int(state['step'])
+  progress = periodic_actions.ReportProgress(
+    num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every, every_secs=None
+  )
+
+  @contextlib.contextmanager
+  def excluded(name):  # time that is not training, left out of the throughput
+    t0 = time.time()
+    with progress.timed(name, wait_jax_async_dispatch=False):
+      yield
+    clock.excluded += time.time() - t0
+
   bar = tqdm(
     total=config.num_steps,
     initial=start,
@@ -178,6 +230,7 @@ def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
     mininterval=1.0,
     desc=f'{config.method}/{config.dataset}',
   )
+  row = {}
   try:
     for step, batch in zip(
       range(start, config.num_steps), run.pipeline.iterate(start, config.num_steps)
@@ -185,56 +238,42 @@ def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
       state, metrics = run.train_step(state, batch)
       s = step + 1
       bar.update(1)
-      if t_first is None:  # time from the end of the first (compiling) step
+      if clock.first_step is None:  # time from the end of the first (compiling) step
         jax.block_until_ready(state)
-        t_first, first_step = time.time(), s
+        clock.first_step, clock.first_time = s, time.time()
+      progress(s)
       last = s == config.num_steps
       do_log, do_eval = s % config.log_every == 0 or last, s % config.eval_every == 0 or last
       do_ckpt = s % config.checkpoint_every == 0 or last
       if not (do_log or do_eval or do_ckpt):
         continue
-      t0 = time.time()
-      row = jax.device_get(metrics)  # the only host sync: at log, eval and checkpoint steps
-      bad = [k for k, v in row.items() if not np.isfinite(v)]
-      if bad:
-        raise UserError(
-          f'{bad[0]} is {row[bad[0]]} at step {s}; stopped without saving, the '
-          f'checkpoints in {ckpts.directory} (latest: {ckpts.latest_step()}) are kept'
+      with excluded('log'):
+        row = jax.device_get(metrics)  # the only host sync: at log, eval and checkpoint steps
+        _check_finite(row, s, ckpts)
+        bar.set_postfix(
+          {k.split('/')[-1]: f'{v:.3g}' for k, v in row.items() if k.startswith('loss/')},
+          refresh=False,
         )
       if do_eval:
-        row |= run.evaluate(state)
-        if run.sample is not None and main:
-          writer.images(s, 'samples', jax.device_get(run.sample(state)))
-        raw = row.get('eval/test/raw/error')
-        message = f'step {s}: test error {100 * row["eval/test/error"]:.2f}%'
-        message += '' if raw is None else f' (raw {100 * raw:.2f}%)'
-        bar.write(message, file=sys.stderr)  # beside the bar: stdout is for results
-      if main:
-        writer.scalars(s, row)
-      bar.set_postfix(
-        {k.split('/')[-1]: f'{v:.3g}' for k, v in row.items() if k.startswith('loss/')},
-        refresh=False,
-      )
+        with excluded('eval'):
+          row |= _evaluate(run, state, s, writer, bar)
+      writer.write_scalars(s, row)
       if do_ckpt:
-        meta = {
-          'step': s,
-          'data': run.pipeline.position(s),
-          'wall_seconds': meta['wall_seconds'] + time.time() - t_start,
-        }
-        t_start = time.time()
-        ckpts.save(s, state, meta)
-      excluded += time.time() - t0
+        with excluded('checkpoint'):
+          writer.flush()  # a resume starts after this step, so its row must be on disk first
+          ckpts.save(
+            s, state, {'step': s, 'data': run.pipeline.position(s), 'wall_seconds': clock.wall()}
+          )
     ckpts.wait()
   finally:
     bar.close()
-    ckpts.close()
-    if writer:
-      writer.close()
+  return state, row
 
-  trained = config.num_steps - first_step
-  train_seconds = (time.time() - t_first - excluded) if t_first else 0.0
-  final = run.evaluate(state) if start >= config.num_steps else row
-  results = {
+
+def _results(run: Run, final: dict, clock: _Clock, images_per_step: int) -> dict:
+  config = run.config
+  steps_per_second = clock.steps_per_second(config.num_steps)
+  return {
     'method': config.method,
     'dataset': config.dataset,
     'seed': config.seed,
@@ -244,21 +283,49 @@ def train_and_evaluate(config, workdir: str, mesh=None) -> dict:
     'test_error': final['eval/test/error'],
     'test_errors': final['eval/test/errors'],
     'test_examples': len(run.dataset.test_labels),
-    'wall_seconds': round(
-      meta['wall_seconds'] + (time.time() - t_start if start < config.num_steps else 0), 2
-    ),
-    'images_per_second': round(trained * images_per_step / train_seconds, 1)
-    if trained > 0 and train_seconds > 0
-    else None,
+    'wall_seconds': round(clock.wall(), 2),
+    'images_per_second': round(steps_per_second * images_per_step, 1) if steps_per_second else None,
     'device': jax.devices()[0].device_kind,
     'device_count': jax.device_count(),
     **{
-      k.replace('eval/test/', 'test_').replace('/', '_'): v
-      for k, v in final.items()
-      if k.startswith('eval/test/') and k.count('/') == 3
+      f'test_{name}_error': final[f'eval/test/{name}/error'] for name in run.method.extra_predictors
+    },
+    **{
+      f'test_{name}_errors': final[f'eval/test/{name}/errors']
+      for name in run.method.extra_predictors
     },
   }
-  if main:
+
+
+def train_and_evaluate(
+  config, workdir: str, mesh=None, dataset: datasets.Dataset | None = None
+) -> dict:
+  """Trains (resuming from the latest checkpoint in workdir), evaluates, writes results.json.
+
+  `mesh` defaults to every device, `dataset` to `config.dataset` (tests pass small subsets)."""
+  t0 = time.time()
+  config = config_lib.resolve(config)
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _check_workdir(workdir, config)
+  run = build(config, mesh, dataset)
+  ckpts = Checkpoints(workdir, config.keep_checkpoints)
+  state, meta = _resume(run, ckpts)
+  if _is_main():
+    (workdir / 'config.json').write_text(config_lib.to_json(config) + '\n')
+  clock = _Clock(wall_before=meta['wall_seconds'], start=t0)
+  writer = create_writer(str(workdir), int(state['step']), _is_main())
+  try:
+    if int(state['step']) < config.num_steps:
+      state, final = _loop(run, state, ckpts, writer, clock)
+    else:  # already finished: evaluate the last checkpoint again
+      final = run.evaluate(state)
+  finally:
+    ckpts.close()
+    writer.close()
+  views = 1 + (config.uratio if run.method.unlabeled_views else 0)
+  results = _results(run, final, clock, config.batch_size * views)
+  if _is_main():
     _write_json(workdir / 'results.json', results)
   return results
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxssl.errors import UserError
 
@@ -48,13 +47,6 @@ class Method:
   # Unlabeled views the method builds from x_u inside its step: () means it needs no unlabeled
   # data at all, so none is loaded or transferred. ('raw',) GAN/VAE, ('weak', 'strong') FixMatch.
   unlabeled_views: tuple[str, ...] = ('raw',)
-
-
-def known_label_accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Accuracy over the examples whose label is known (>= 0): the `monitor/pseudo_acc` of
-  unlabeled data, whose true labels are carried for monitoring only."""
-  known = labels >= 0
-  return jnp.sum((jnp.argmax(logits, -1) == labels) & known) / jnp.maximum(known.sum(), 1)
 
 
 def available() -> list[str]:

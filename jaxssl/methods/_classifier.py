@@ -7,8 +7,9 @@ optimizer or backbone is one config key for all of them and a new method is one 
 An objective is `(net, params, state, batch, key, step) -> (loss, Aux)`: it runs the network as it
 likes (one forward over every view, or several), returns the batch-norm statistics of the pass
 that should update them, metrics and any method state it updates (FlexMatch's per-example
-pseudo-labels). `make` differentiates it, applies the optimizer, updates the EMA of the weights
-(the evaluated model, and Mean Teacher's teacher) and adds `monitor/lr`.
+pseudo-labels). `make` takes one `core.update` of the classifier's model on it: the optimizer
+step and the EMA of the weights (the evaluated model, and Mean Teacher's teacher). The state is
+the classifier's `core.Model` (params, rest, opt, avg) plus the method's own entries.
 """
 
 import dataclasses
@@ -21,10 +22,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxssl import models, optim
+from jaxssl import core
 from jaxssl.data import augment, to_float
 from jaxssl.errors import UserError
-from jaxssl.methods import DataSpec, Method, known_label_accuracy
+from jaxssl.methods import DataSpec, Method
 from jaxssl.models.convnets import SmallCNN, WideResNet
 from jaxssl.models.mlp import Discriminator
 
@@ -105,40 +106,26 @@ class Net:
 
   def __call__(self, params, rest, images, *, train: bool, key=None):
     """Logits of float images in [0, 1], and the rest updated by this pass (train mode)."""
-    return models.apply(self.graph, params, rest, images, train, key)
-
-
-def _kernels(params):
-  """Conv and dense kernels: the only weights FixMatch decays (not BN, not biases)."""
-  return jax.tree_util.tree_map_with_path(
-    lambda path, _: any(getattr(p, 'key', None) in ('kernel', 'v') for p in path), params
-  )
+    return core.apply(self.graph, params, rest, images, train, key)
 
 
 def optimizer(config):
-  """(optax transformation, lr schedule) from the config."""
-  for key, options in (
-    ('optimizer', ('sgd', 'adam')),
-    ('lr_schedule', ('cosine', 'linear_decay', 'constant')),
-    ('weight_decay_mode', ('l2', 'decoupled')),
-  ):
-    choice(config, key, options)
-  n = config.num_steps
-  if config.lr_schedule == 'cosine':
-    lr = lambda step: config.lr * jnp.cos(7 * jnp.pi * step / (16 * n))
-  elif config.lr_schedule == 'linear_decay':
-    lr = optim.constant_then_linear_decay(config.lr, n, config.lr_decay_fraction)
-  else:
-    lr = optax.constant_schedule(config.lr)
-  if config.optimizer == 'sgd':
-    scale = optax.trace(decay=config.momentum, nesterov=config.momentum > 0)
-  else:
-    scale = optax.scale_by_adam(b1=config.adam_b1, b2=config.adam_b2)
-  decay = optax.add_decayed_weights(config.weight_decay, _kernels)
-  # l2: wd·w joins the gradient before momentum/Adam, as FixMatch's L2 loss; decoupled: after,
-  # as AdamW (MixMatch's w <- w - lr·wd·w).
-  chain = (decay, scale) if config.weight_decay_mode == 'l2' else (scale, decay)
-  return optax.chain(*chain, optax.scale_by_learning_rate(lr)), lr
+  """(optax transformation, lr schedule) from the shared knobs."""
+  choice(config, 'optimizer', core.OPTIMIZERS)
+  choice(config, 'lr_schedule', core.SCHEDULES)
+  choice(config, 'weight_decay_mode', core.WEIGHT_DECAY)
+  return core.optimizer(
+    config.optimizer,
+    lr=config.lr,
+    num_steps=config.num_steps,
+    schedule_name=config.lr_schedule,
+    decay_fraction=config.lr_decay_fraction,
+    momentum=config.momentum,
+    b1=config.adam_b1,
+    b2=config.adam_b2,
+    weight_decay=config.weight_decay,
+    weight_decay_mode=config.weight_decay_mode,
+  )
 
 
 class Aux(NamedTuple):
@@ -217,28 +204,24 @@ def make(
   init_extra: Callable[[], dict] = dict,
 ) -> Method:
   new = lambda key: backbone(config, data, key)
-  net = Net(models.split(nnx.eval_shape(lambda: new(jax.random.key(0))))[0])
-  opt, lr = optimizer(config)
+  net = Net(core.graphdef(new))
+  tx, lr = optimizer(config)
 
   def init(key, init_images):
     key, k_init = jax.random.split(key)
     module = new(key)
     if config.data_init and hasattr(module, 'data_init'):
       module.data_init(to_float(init_images), k_init)
-    _, params, rest = models.split(module)
-    return dict(params=params, rest=rest, opt=opt.init(params), ema=params, **init_extra())
+    return core.model(module, tx, average='ema') | init_extra()
 
   def train_step(state, batch, key, step):
-    loss_fn = lambda params: objective(net, params, state, batch, key, step)
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state['params'])
-    updates, opt_state = opt.update(grads, state['opt'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    # Mean Teacher's warm-up of the decay, min(decay, 1 - 1/(t+1)): the average never holds the
-    # random init, so short runs evaluate a fair EMA; over long runs it is FixMatch's plain EMA.
-    decay = jnp.minimum(config.ema_decay, 1.0 - 1.0 / (step + 1.0))
-    ema = optax.incremental_update(params, state['ema'], 1.0 - decay)
-    new_state = dict(state, params=params, rest=aux.rest, opt=opt_state, ema=ema, **aux.updates)
-    return new_state, {'loss/total': loss, **aux.metrics, 'monitor/lr': lr(step)}
+    def loss_fn(params):
+      loss, aux = objective(net, params, state, batch, key, step)
+      return loss, (aux.rest, aux)
+
+    state, loss, aux = core.update(state, tx, loss_fn, step, config.ema_decay)
+    metrics = {'loss/total': loss, **aux.metrics, 'monitor/lr': lr(step)}
+    return dict(state, **aux.updates), metrics
 
   evaluate = lambda name: (
     lambda state, x: net(state[name], state['rest'], to_float(x), train=False)[0]
@@ -246,7 +229,7 @@ def make(
   return Method(
     init=init,
     train_step=train_step,
-    predict=evaluate('ema'),
+    predict=evaluate('avg'),
     extra_predictors={'raw': evaluate('params')},
     unlabeled_views=unlabeled_views,
   )
@@ -268,17 +251,3 @@ def combine(rest, sup, unsup, weight, monitors, **metrics) -> tuple[jax.Array, A
     **metrics,
   }
   return sup + weight * unsup, Aux(rest, metrics)
-
-
-def monitors(batch, logits_l, logits_u, mask=None) -> dict[str, jax.Array]:
-  """Labeled train accuracy; accuracy of the unlabeled predictions against the hidden labels; and
-  for masked methods the fraction of unlabeled examples used and the accuracy of those."""
-  out = {
-    'monitor/train_acc': jnp.mean(jnp.argmax(logits_l, -1) == batch['y_l']),
-    'monitor/pseudo_acc': known_label_accuracy(logits_u, batch['y_u']),
-  }
-  if mask is not None:
-    used = jnp.where(mask > 0, batch['y_u'], -1)
-    out['monitor/mask_rate'] = jnp.mean(mask)
-    out['monitor/masked_pseudo_acc'] = known_label_accuracy(logits_u, used)
-  return out

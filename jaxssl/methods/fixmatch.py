@@ -17,6 +17,7 @@ when the first classifier is poor, as it is with one label per class.
 import jax
 import jax.numpy as jnp
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
 
@@ -86,7 +87,7 @@ def objective(config, mask_fn=confidence_mask):
       probs_w, updates, extra = align(state, probs_w, step, config)
     mask, more_updates, more = mask_fn(state, probs_w, batch, config)
     unsup = jnp.mean(C.cross_entropy(logits_s, jnp.argmax(probs_w, -1)) * mask)
-    monitors = C.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra | more
+    monitors = core.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra | more
     updates |= more_updates
     loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors)
     return loss, aux._replace(updates=updates)

@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxssl import models, optim
+from jaxssl import core
 from jaxssl.data import to_float
 from jaxssl.errors import UserError
-from jaxssl.methods import DataSpec, Method, known_label_accuracy
+from jaxssl.methods import DataSpec, Method
 from jaxssl.models.mlp import Discriminator, Generator
 
 
@@ -40,8 +40,17 @@ def defaults() -> dict:
 
 def adam(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The paper code's Adam, g / sqrt(v_hat + 1e-8), and its learning-rate schedule."""
-  lr = optim.constant_then_linear_decay(config.lr, config.num_steps, config.lr_decay_fraction)
-  return optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2, eps=0.0, eps_root=1e-8), lr
+  return core.optimizer(
+    'adam',
+    lr=config.lr,
+    num_steps=config.num_steps,
+    schedule_name='linear_decay',
+    decay_fraction=config.lr_decay_fraction,
+    b1=config.adam_b1,
+    b2=config.adam_b2,
+    eps=0.0,
+    eps_root=1e-8,
+  )
 
 
 def discriminator(config, data: DataSpec, key: jax.Array) -> Discriminator:
@@ -82,83 +91,79 @@ def make(config, data: DataSpec) -> Method:
   new_g = lambda key: Generator(
     data.image_shape, rngs=nnx.Rngs(key), z_dim=config.z_dim, widths=config.gen_widths
   )
-  graph_d = models.split(nnx.eval_shape(lambda: new_d(jax.random.key(0))))[0]
-  graph_g = models.split(nnx.eval_shape(lambda: new_g(jax.random.key(0))))[0]
-  opt, lr = adam(config)
-  ema, average = optim.polyak(config.polyak_decay)
+  graph_d, graph_g = core.graphdef(new_d), core.graphdef(new_g)
+  tx, lr = adam(config)
 
   def init(key, init_images):
     kd, kg, k_init = jax.random.split(key, 3)
     d = new_d(kd)
     if config.data_init:
       d.data_init(to_float(init_images), k_init)
-    _, pd, rd = models.split(d)
-    _, pg, rg = models.split(new_g(kg))
-    return dict(
-      d=pd, d_rest=rd, g=pg, g_rest=rg, opt_d=opt.init(pd), opt_g=opt.init(pg), polyak=ema.init(pd)
-    )
+    return dict(d=core.model(d, tx, average='polyak'), g=core.model(new_g(kg), tx))
 
-  def disc(state, params, x, key):
-    return models.apply(graph_d, params, state['d_rest'], x, key)[0]
+  def disc(d, params, x, key):
+    return core.apply(graph_d, params, d['rest'], x, key)[0]
 
-  def generate(params, rest, key, n):
+  def generate(g, params, key, n):
     z = jax.random.uniform(key, (n, config.z_dim), jnp.float32)
-    return models.apply(graph_g, params, rest, z)
+    return core.apply(graph_g, params, g['rest'], z)
 
   def train_step(state, batch, key, step):
     x_l, y_l, x_u = to_float(batch['x_l']), batch['y_l'], to_float(batch['x_u'])
     n_l, n_u = x_l.shape[0], x_u.shape[0]
     k_z1, k_z2, k_d, k_g = jax.random.split(key, 4)
-    x_f, g_rest = generate(state['g'], state['g_rest'], k_z1, n_u)
+    d, g = state['d'], state['g']
+    x_fake, g_rest = generate(g, g['params'], k_z1, n_u)
+    g = dict(g, rest=g_rest)
 
-    def d_loss(pd):
+    def d_loss(params):
       # One forward over labeled, unlabeled and fake: D has no batch statistics, so this equals
       # three passes, with one large matmul instead of three.
-      logits, _ = disc(state, pd, jnp.concatenate([x_l, x_u, jax.lax.stop_gradient(x_f)]), k_d)
-      l_l, l_u, l_f = jnp.split(logits, [n_l, n_l + n_u])
-      sup, unsup = discriminator_losses(l_l, y_l, l_u, l_f)
-      lse_u, lse_f = jax.nn.logsumexp(l_u, -1), jax.nn.logsumexp(l_f, -1)
-      return sup + config.unsup_weight * unsup, (sup, unsup, l_l, l_u, lse_u, lse_f)
+      x = jnp.concatenate([x_l, x_u, jax.lax.stop_gradient(x_fake)])
+      logits_l, logits_u, logits_f = jnp.split(disc(d, params, x, k_d)[0], [n_l, n_l + n_u])
+      sup, unsup = discriminator_losses(logits_l, y_l, logits_u, logits_f)
+      return sup + config.unsup_weight * unsup, (
+        d['rest'],
+        (sup, unsup, logits_l, logits_u, logits_f),
+      )
 
-    (loss_d, (sup, unsup, l_l, l_u, lse_u, lse_f)), grads = jax.value_and_grad(
-      d_loss, has_aux=True
-    )(state['d'])
-    updates, opt_d = opt.update(grads, state['opt_d'], state['d'])
-    pd = optax.apply_updates(state['d'], updates)
-    _, avg = ema.update(pd, state['polyak'])
+    d, loss_d, (sup, unsup, logits_l, logits_u, logits_f) = core.update(
+      d, tx, d_loss, step, config.polyak_decay
+    )
 
-    def g_loss(pg):
-      x_g, rest = generate(pg, g_rest, k_z2, n_u)
+    def g_loss(params):  # against the updated D
+      x_g, rest = generate(g, params, k_z2, n_u)
       if config.generator_loss == 'minimax':
-        logits, _ = disc(state, pd, x_g, k_g)
-        return jax.nn.softplus(-jax.nn.logsumexp(logits, -1)).mean(), rest
-      _, feats = disc(state, pd, jnp.concatenate([x_u, x_g]), k_g)
+        logits = disc(d, d['params'], x_g, k_g)[0]
+        return jax.nn.softplus(-jax.nn.logsumexp(logits, -1)).mean(), (rest, None)
+      _, feats = disc(d, d['params'], jnp.concatenate([x_u, x_g]), k_g)
       f_real, f_fake = jnp.split(feats, [n_u])
-      return feature_matching_loss(jax.lax.stop_gradient(f_real), f_fake), rest
+      return feature_matching_loss(jax.lax.stop_gradient(f_real), f_fake), (rest, None)
 
-    (loss_g, g_rest), grads = jax.value_and_grad(g_loss, has_aux=True)(state['g'])
-    updates, opt_g = opt.update(grads, state['opt_g'], state['g'])
-    pg = optax.apply_updates(state['g'], updates)
-
+    g, loss_g, _ = core.update(g, tx, g_loss)
+    lse_u, lse_f = jax.nn.logsumexp(logits_u, -1), jax.nn.logsumexp(logits_f, -1)
     metrics = {
       'loss/d': loss_d,
       'loss/sup': sup,
       'loss/unsup': unsup,
       'loss/g': loss_g,
-      'monitor/train_acc': jnp.mean(jnp.argmax(l_l, -1) == y_l),
-      'monitor/pseudo_acc': known_label_accuracy(l_u, batch['y_u']),
+      **core.monitors(batch, logits_l, logits_u, lr=lr, step=step),
       'monitor/d_real': jnp.mean(jax.nn.sigmoid(lse_u)),
       'monitor/d_fake': jnp.mean(jax.nn.sigmoid(lse_f)),
-      'monitor/lr': lr(step),
     }
-    new = dict(state, d=pd, g=pg, g_rest=g_rest, opt_d=opt_d, opt_g=opt_g, polyak=avg)
-    return new, metrics
+    return dict(state, d=d, g=g), metrics
+
+  def predict(state, x):
+    d = state['d']
+    return disc(d, core.averaged(d, config.polyak_decay), to_float(x), None)[0]
 
   return Method(
     init=init,
     train_step=train_step,
-    predict=lambda state, x: disc(state, average(state['polyak']), to_float(x), None)[0],
-    extra_predictors={'raw': lambda state, x: disc(state, state['d'], to_float(x), None)[0]},
-    sample=lambda state, key, n: generate(state['g'], state['g_rest'], key, n)[0],
+    predict=predict,
+    extra_predictors={
+      'raw': lambda state, x: disc(state['d'], state['d']['params'], to_float(x), None)[0]
+    },
+    sample=lambda state, key, n: generate(state['g'], state['g']['params'], key, n)[0],
     unlabeled_views=('raw',),
   )

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxssl import models, optim
+from jaxssl import core
 from jaxssl.data import to_float
 from jaxssl.errors import UserError
-from jaxssl.methods import DataSpec, Method, known_label_accuracy
+from jaxssl.methods import DataSpec, Method
 from jaxssl.models.ladder import Ladder, denoising_costs
 
 
@@ -40,47 +40,52 @@ def make(config, data: DataSpec) -> Method:
       f'got {len(config.denoising_weights)}'
     )
   new = lambda key: Ladder(dims, rngs=nnx.Rngs(key), bn_momentum=config.bn_momentum)
-  graph = models.split(nnx.eval_shape(lambda: new(jax.random.key(0))))[0]
-  lr = optim.constant_then_linear_decay(config.lr, config.num_steps, config.lr_decay_fraction)
-  opt = optax.adam(lr, b1=config.adam_b1, b2=config.adam_b2)
+  graph = core.graphdef(new)
+  tx, lr = core.optimizer(
+    'adam',
+    lr=config.lr,
+    num_steps=config.num_steps,
+    schedule_name='linear_decay',
+    decay_fraction=config.lr_decay_fraction,
+    b1=config.adam_b1,
+    b2=config.adam_b2,
+  )
   weights = jnp.asarray(config.denoising_weights)
   flat = lambda images: to_float(images).reshape(images.shape[0], -1)
 
   def init(key, init_images):
-    _, params, rest = models.split(new(key))
-    return dict(params=params, rest=rest, opt=opt.init(params))
+    return core.model(new(key), tx)
 
   def train_step(state, batch, key, step):
     x_l, x_u = flat(batch['x_l']), flat(batch['x_u'])
     k_l, k_u = jax.random.split(key)
 
-    def loss_fn(params):
-      model = nnx.merge(graph, params, state['rest'], copy=True)
+    def costs(model):
+      """The supervised cost of the corrupted labeled pass and the unlabeled denoising costs."""
       logits_l, _, _, _ = model.encode(x_l, config.noise_std, k_l)
       ce = optax.softmax_cross_entropy_with_integer_labels(logits_l, batch['y_l']).mean()
       logits_c, zs_c, _, _ = model.encode(x_u, config.noise_std, k_u)
       logits_u, zs, means, stds = model.encode(x_u, 0.0, None)
-      costs = jnp.stack(denoising_costs(zs, model.decode(zs_c, logits_c), means, stds))
+      denoise = jnp.stack(denoising_costs(zs, model.decode(zs_c, logits_c), means, stds))
       model.update_running_stats(jax.lax.stop_gradient(means), jax.lax.stop_gradient(stds))
-      loss = ce + jnp.dot(weights, costs)
-      return loss, (ce, costs, logits_l, logits_u, nnx.state(model, nnx.Not(nnx.Param)))
+      return ce, denoise, logits_l, logits_u
 
-    (loss, (ce, costs, logits_l, logits_u, rest)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True
-    )(state['params'])
-    updates, opt_state = opt.update(grads, state['opt'], state['params'])
-    new_state = dict(params=optax.apply_updates(state['params'], updates), rest=rest, opt=opt_state)
+    def loss_fn(params):
+      (ce, denoise, logits_l, logits_u), rest = core.apply(
+        graph, params, state['rest'], method=costs
+      )
+      return ce + jnp.dot(weights, denoise), (rest, (ce, denoise, logits_l, logits_u))
+
+    state, loss, (ce, denoise, logits_l, logits_u) = core.update(state, tx, loss_fn)
     metrics = {
       'loss/total': loss,
       'loss/sup': ce,
-      **{f'loss/denoise_{l}': c for l, c in enumerate(costs)},
-      'monitor/train_acc': jnp.mean(jnp.argmax(logits_l, -1) == batch['y_l']),
-      'monitor/pseudo_acc': known_label_accuracy(logits_u, batch['y_u']),
-      'monitor/lr': lr(step),
+      **{f'loss/denoise_{l}': c for l, c in enumerate(denoise)},
+      **core.monitors(batch, logits_l, logits_u, lr=lr, step=step),
     }
-    return new_state, metrics
+    return state, metrics
 
   def predict(state, images):
-    return nnx.merge(graph, state['params'], state['rest'], copy=True)(flat(images))
+    return core.apply(graph, state['params'], state['rest'], flat(images))[0]
 
   return Method(init=init, train_step=train_step, predict=predict)

@@ -10,6 +10,7 @@ its own batch statistics and updates nothing. The student's unlabeled logits car
 
 import jax
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method, pi_model
 from jaxssl.methods import _classifier as C
 
@@ -24,10 +25,10 @@ def make(config, data: DataSpec) -> Method:
     x_l = C.labeled_images(config, batch, k_l)
     u_s, u_t = C.weak(config, batch['x_u'], k_s), C.weak(config, batch['x_u'], k_t)
     (logits_l, logits_s), rest = C.forward_all(net, params, state, (x_l, u_s))
-    logits_t = jax.lax.stop_gradient(net(state['ema'], state['rest'], u_t, train=True)[0])
+    logits_t = jax.lax.stop_gradient(net(state['avg'], state['rest'], u_t, train=True)[0])
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = pi_model.consistency(logits_s, logits_t)
     weight = config.lambda_u * C.ramp(step, config.ramp_steps, 'sigmoid')
-    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, logits_t))
+    return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, logits_t))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

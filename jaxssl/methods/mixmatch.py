@@ -13,6 +13,7 @@ images stands in for the official code's interleaving: batch norm sees them toge
 import jax
 import jax.numpy as jnp
 
+from jaxssl import core
 from jaxssl.errors import UserError
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
@@ -67,6 +68,6 @@ def make(config, data: DataSpec) -> Method:
     sup = C.cross_entropy(logits[:n], mixed_y[:n]).mean()
     unsup = jnp.mean((jax.nn.softmax(logits[n:]) - mixed_y[n:]) ** 2)
     weight = config.lambda_u * C.ramp(step, config.ramp_steps)
-    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits[:n], jnp.log(probs)))
+    return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits[:n], jnp.log(probs)))
 
   return C.make(config, data, objective, unlabeled_views=('weak',) * config.num_augmentations)

@@ -9,6 +9,7 @@ go through one forward.
 import jax
 import jax.numpy as jnp
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
 
@@ -31,6 +32,6 @@ def make(config, data: DataSpec) -> Method:
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = consistency(logits_1, jax.lax.stop_gradient(logits_2))
     weight = config.lambda_u * C.ramp(step, config.ramp_steps, 'sigmoid')
-    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, logits_2))
+    return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, logits_2))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

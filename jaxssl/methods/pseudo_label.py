@@ -9,6 +9,7 @@ as USB's config.
 import jax
 import jax.numpy as jnp
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
 
@@ -28,6 +29,6 @@ def make(config, data: DataSpec) -> Method:
     mask = (jnp.max(jax.nn.softmax(target), -1) >= config.threshold).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_u, jnp.argmax(target, -1)) * mask)
     weight = config.lambda_u * C.ramp(step, config.ramp_steps)
-    return C.combine(rest, sup, unsup, weight, C.monitors(batch, logits_l, target, mask))
+    return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, target, mask))
 
   return C.make(config, data, objective, unlabeled_views=('weak',))

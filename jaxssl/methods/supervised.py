@@ -1,6 +1,7 @@
-"""Labeled-only baseline: the same backbone, optimizer, EMA and schedule as the SSL methods, no
-unlabeled data. Every ablation table needs it; set `backbone` and the optimizer knobs to match
-the method it is compared with (experiments/configs/mnist_supervised.py matches Improved-GAN).
+"""Labeled-only baseline: the SSL methods' backbone, optimizer, EMA and schedule, no unlabeled data.
+
+Every ablation table needs it; set `backbone` and the optimizer knobs to match the method it is
+compared with (experiments/configs/mnist_supervised.py matches Improved-GAN).
 """
 
 import jax

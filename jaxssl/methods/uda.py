@@ -10,6 +10,7 @@ already predicts with probability above η_t = α_t(1 − 1/K) + 1/K. Values as 
 import jax
 import jax.numpy as jnp
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method, fixmatch, mixmatch
 from jaxssl.methods import _classifier as C
 
@@ -53,7 +54,7 @@ def make(config, data: DataSpec) -> Method:
     mask, _, _ = fixmatch.confidence_mask(state, probs_w, batch, config)
     targets = mixmatch.sharpen(probs_w, config.temperature)  # = softmax(logits_w / T) unaligned
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
-    monitors = C.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra
+    monitors = core.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra
     loss, aux = C.combine(
       rest, sup, unsup, config.lambda_u, monitors, **{'monitor/tsa_kept': keep.mean()}
     )

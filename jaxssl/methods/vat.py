@@ -16,6 +16,7 @@ network's, not a batch-composition artefact. Only the labeled pass updates the r
 import jax
 import jax.numpy as jnp
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
 
@@ -73,7 +74,7 @@ def make(config, data: DataSpec) -> Method:
     probs = jax.nn.softmax(logits_u)
     entropy = -jnp.mean(jnp.sum(probs * jax.nn.log_softmax(logits_u), -1))
     weight = config.lambda_u * C.ramp(step, config.ramp_steps)
-    monitors = C.monitors(batch, logits_l, logits_u)
+    monitors = core.monitors(batch, logits_l, logits_u)
     loss, aux = C.combine(rest, sup, unsup, weight, monitors, **{'loss/entropy': entropy})
     return loss + config.entmin_weight * entropy, aux
 

@@ -15,10 +15,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxssl.models import layers
+
 
 def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:
   # fixmatch's conv_args: N(0, sqrt(2 / (k·k·cout))), He init over fan-out; TF convs have biases.
-  init = jax.nn.initializers.normal(math.sqrt(2.0 / (k * k * cout)))
+  init = layers.normal_init(math.sqrt(2.0 / (k * k * cout)))
   return nnx.Conv(cin, cout, (k, k), stride, padding='SAME', kernel_init=init, rngs=rngs)
 
 
