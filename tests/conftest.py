@@ -1,44 +1,40 @@
-"""Eight CPU devices, so every sharded code path runs in CI; small shared fixtures."""
+"""Eight CPU devices, so the sharded code paths run in CI; XLA tuned for a suite of small programs;
+a compilation cache (tests/helpers.py: the shared pieces)."""
 
 import os
 
+# LLVM at -O0: most tests run a few steps of many programs, so compiling dominates (init ~5x
+# faster to compile, a step ~1.5x) while the steps run ~3x slower. The learning tests compile
+# their steps at full optimization (helpers.optimized).
 os.environ['XLA_FLAGS'] = (
-  os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
+  os.environ.get('XLA_FLAGS', '')
+  + ' --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0'
 ).strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tempfile  # noqa: E402
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from jaxssl.config import base_config  # noqa: E402
-from jaxssl.data import datasets  # noqa: E402
+from tests import helpers  # noqa: E402
+
+# Tests build the same programs many times (a method's step for several seeds, the same backbone's
+# init for nine methods); a compilation cache lets XLA compile each once per session. It starts
+# empty, and the environment carries it to pytest-xdist workers and the subprocesses tests start.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _XLA_CACHE = tempfile.TemporaryDirectory(prefix='jaxssl-tests-xla-')
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _XLA_CACHE.name
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
+jax.config.update('jax_compilation_cache_dir', os.environ['JAX_COMPILATION_CACHE_DIR'])
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 
 
 @pytest.fixture(scope='session')
 def mnist():
-  return datasets.load('mnist')
-
-
-def tiny_config(method: str, **overrides):
-  """A config that trains `method` for a couple of steps on real MNIST."""
-  config = base_config(method)
-  config.update(
-    dict(
-      num_steps=2,
-      batch_size=16,
-      labels_per_class=10,
-      log_every=1,
-      eval_every=2,
-      checkpoint_every=2,
-      eval_batch_size=1000,
-      num_samples=16,
-      init_examples=64,
-    )
-  )
-  if 'backbone' in config:  # the discriminative methods: a tiny CNN, 2 unlabeled per labeled
-    config.update(dict(backbone='cnn', cnn_widths=(8, 16), uratio=2, flip=False))
-  config.update(overrides)
-  return config
+  return helpers.mnist()
 
 
 assert jax.device_count() == 8, 'conftest must set XLA_FLAGS before jax initializes'

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The test command: installs jaxssl with its test extras into .venv, lints, runs the whole suite.
-# Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"`.
+# The test command: installs jaxssl with its test extras into .venv, lints, runs the suite on two
+# pytest-xdist workers (XLA:CPU compiles on one thread, so two workers keep two cores busy).
+#   bash tests/run.sh            everything but the tests marked slow (~3 min on 2 cores)
+#   bash tests/run.sh --all      also the slow ones: SIGKILL-and-resume, a GAN learning run (CI)
+# Other arguments go to pytest, e.g. `bash tests/run.sh -k flexmatch`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -8,4 +11,10 @@ cd "$(dirname "$0")/.."
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff check jaxssl tests experiments
 .venv/bin/ruff format --check jaxssl tests experiments
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+marker=(-m 'not slow')
+if [ "${1:-}" = --all ]; then
+  marker=()
+  shift
+fi
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${JAXSSL_TEST_WORKERS:-2}" \
+  "${marker[@]}" "$@"

@@ -1,5 +1,7 @@
 """On-device augmentation: shapes, ranges, determinism, identity at magnitude 0, PIL parity."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,11 @@ import pytest
 from PIL import Image, ImageOps
 
 from jaxssl.data import augment
+
+
+def _jit(fn):
+  """fn(images, key, **options) compiled whole: one XLA program instead of one per primitive."""
+  return lambda images, key, **options: jax.jit(functools.partial(fn, **options))(images, key)
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +67,7 @@ def test_weak_and_strong_are_deterministic_per_key(shape):
 def test_weak_is_a_flip_and_a_bounded_shift():
   x = jnp.zeros((1, 32, 32, 1)).at[0, 16, 16, 0].set(1.0)
   for seed in range(8):
-    out = augment.weak(x, jax.random.key(seed))[0, ..., 0]
+    out = _jit(augment.weak)(x, jax.random.key(seed))[0, ..., 0]
     (r,), (c,) = np.nonzero(np.asarray(out) == 1.0)
     assert abs(r - 16) <= 4 and (abs(c - 16) <= 4 or abs(c - 15) <= 4)  # flips map 16 to 15
   no_flip = augment.weak(
@@ -75,8 +82,8 @@ def test_weak_is_a_flip_and_a_bounded_shift():
 def test_strong_without_ops_or_cutout_is_the_weak_view():
   x = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3))
   key = jax.random.key(3)
-  plain = augment.strong(x, key, op_prob=0.0, cutout_size=0.0)
-  np.testing.assert_array_equal(plain, augment.weak(x, jax.random.split(key)[0]))
+  plain = _jit(augment.strong)(x, key, op_prob=0.0, cutout_size=0.0)
+  np.testing.assert_array_equal(plain, _jit(augment.weak)(x, jax.random.split(key)[0]))
 
 
 def test_cutout_fills_an_exact_16px_square_at_32px():
@@ -121,7 +128,7 @@ def test_digit_recipe_is_usbs_grayscale_op_list():
 def test_background_stays_black_only_in_the_digit_recipe(recipe):
   # A black image: every fill the digit recipe makes (warps, padding, Cutout) is black too.
   x = jnp.zeros((32, 28, 28, 1))
-  out = augment.strong(
+  out = _jit(augment.strong)(
     x, jax.random.key(0), op_prob=1.0, flip=False, recipe=augment.RECIPES[recipe]
   )
   if recipe == 'digits':
@@ -135,7 +142,7 @@ def _shift_of_a_centred_blob(recipe, n=64):
   x = jnp.zeros((n, 28, 28, 1)).at[:, 13:15, 13:15, 0].set(1.0)
   # Ops always applied, no Cutout, no weak shift: only the RandAugment warps move the blob;
   # rotations and shears about the centre leave it in place.
-  out = augment.strong(
+  out = _jit(augment.strong)(
     x, jax.random.key(0), op_prob=1.0, cutout_size=0.0, flip=False, pad_fraction=0.0, recipe=recipe
   )
   out = np.asarray(out[..., 0])
@@ -155,8 +162,8 @@ def test_digit_recipe_caps_translation():
 
 def test_weak_shift_pads_with_the_recipe_fill():
   x = jnp.ones((16, 28, 28, 1))
-  digits = augment.weak(x, jax.random.key(0), flip=False, recipe=augment.DIGITS)
-  official = augment.weak(x, jax.random.key(0), flip=False, recipe=augment.FIXMATCH)
+  digits = _jit(augment.weak)(x, jax.random.key(0), flip=False, recipe=augment.DIGITS)
+  official = _jit(augment.weak)(x, jax.random.key(0), flip=False, recipe=augment.FIXMATCH)
   assert float(digits.min()) == 0.0  # shifted-in border is black
   np.testing.assert_array_equal(official, 1.0)  # reflect padding of a constant image
 
@@ -164,9 +171,11 @@ def test_weak_shift_pads_with_the_recipe_fill():
 def test_strong_view_without_flip_never_mirrors():
   # A left-right asymmetric image; no ops, no Cutout, no shift: only a flip could change it.
   x = jnp.tile(jnp.linspace(0.0, 1.0, 28)[None, None, :, None], (16, 28, 1, 1))
-  out = augment.strong(
+  out = _jit(augment.strong)(
     x, jax.random.key(0), op_prob=0.0, cutout_size=0.0, flip=False, pad_fraction=0.0
   )
   np.testing.assert_array_equal(out, x)
-  flipped = augment.strong(x, jax.random.key(0), op_prob=0.0, cutout_size=0.0, pad_fraction=0.0)
+  flipped = _jit(augment.strong)(
+    x, jax.random.key(0), op_prob=0.0, cutout_size=0.0, pad_fraction=0.0
+  )
   assert not np.array_equal(flipped, x)  # with flips on, some of the 16 are mirrored

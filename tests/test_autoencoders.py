@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxssl.methods.vae_m2 import gaussian_kl, gaussian_log_prob, labeled_bound, unlabeled_bound
 from jaxssl.models.ladder import Ladder, denoising_costs
-from jaxssl.models.vae import M1, M2
-from jaxssl.train import build
-from tests.conftest import tiny_config
+from jaxssl.models.vae import (
+  M1,
+  M2,
+  gaussian_kl,
+  gaussian_log_prob,
+  labeled_bound,
+  unlabeled_bound,
+)
+from tests import helpers
+from tests.helpers import tiny_config
 
 
 def _m2(dx=6, dz=3, k=4):
@@ -73,11 +79,11 @@ def test_masked_gaussian_log_prob_is_the_log_prob_of_the_kept_units():
   )
 
 
-def test_m2_starts_with_a_near_uniform_classifier(mnist):
+def test_m2_starts_with_a_near_uniform_classifier():
   spread = {}
   for scale in (1e-3, 0.0):  # the authors' N(0, 1e-6) weights; 0: Flax's default initializers
-    run = build(tiny_config('vae_m2', init_scale=scale))
-    logits = run.method.predict(run.init()['method'], mnist.test_images[:32])
+    run = helpers.build_small(tiny_config('vae_m2', init_scale=scale))
+    logits = run.method.predict(run.init()['method'], run.dataset.test_images[:32])
     spread[scale] = float(jnp.max(jnp.abs(jax.nn.softmax(logits) - 0.1)))
   assert spread[1e-3] < 0.01 < spread[0.0]
 
@@ -90,8 +96,8 @@ def _m1_means(config, params, images):
 
 
 @pytest.mark.parametrize('m1_sample', [False, True])
-def test_stacked_m1_m2_trains_m1_then_m2(mnist, m1_sample):
-  run = build(
+def test_stacked_m1_m2_trains_m1_then_m2(m1_sample):
+  run = helpers.build_small(
     tiny_config(
       'vae_m2', stacked=True, num_steps=4, m1_fraction=0.5, m1_sample=m1_sample, m1_keep_std=0.07
     )
@@ -101,7 +107,7 @@ def test_stacked_m1_m2_trains_m1_then_m2(mnist, m1_sample):
   for step, batch in enumerate(run.pipeline.iterate(0, 4)):
     before = jax.device_get((state['method']['m1'], state['method']['m2']))
     if step == 2:  # the first M2 step picks M1's units from this batch, once
-      spread = np.std(_m1_means(run.config, state['method']['m1'], batch['x_u']), axis=0)
+      spread = np.std(_m1_means(run.config, state['method']['m1']['params'], batch['x_u']), axis=0)
     state, metrics = run.train_step(state, batch)
     after = jax.device_get((state['method']['m1'], state['method']['m2']))
     changed = [

@@ -7,7 +7,7 @@ from jaxssl import parallel
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, Stream
 from jaxssl.errors import UserError
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def test_mnist_is_the_original(mnist):

@@ -7,6 +7,7 @@ from flax import nnx
 
 from jaxssl.methods.improved_gan import discriminator_losses, feature_matching_loss
 from jaxssl.models.mlp import Discriminator
+from tests import helpers
 
 
 def _softmax(z):
@@ -56,13 +57,10 @@ def test_discriminator_shape_params_and_data_init():
   assert not np.allclose(a, b)  # noise is on in training mode
 
 
-def test_minimax_ablation_trains_the_generator(mnist):
-  from jaxssl.train import build
-  from tests.conftest import tiny_config
-
+def test_minimax_ablation_trains_the_generator():
   after = {}
   for loss in ('minimax', 'feature_matching'):
-    run = build(tiny_config('improved_gan', generator_loss=loss))
+    run = helpers.build_small(helpers.tiny_config('improved_gan', generator_loss=loss))
     state = run.init()
     state, metrics = run.train_step(state, next(run.pipeline.iterate(0, 1)))
     assert all(np.isfinite(v) for v in jax.device_get(metrics).values())

@@ -2,14 +2,15 @@
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from experiments import sweep
+from jaxssl import parallel
 from jaxssl.data import datasets
+from tests import helpers
 
 ROOT = Path(__file__).parents[1]
 TINY = [  # a few steps of a tiny CNN: the harness is under test, not the method
@@ -22,10 +23,16 @@ TINY = [  # a few steps of a tiny CNN: the harness is under test, not the method
 ]
 
 
-def _sweep(workdir, *extra):
-  cmd = [
-    sys.executable,
-    str(ROOT / 'experiments' / 'sweep.py'),
+@pytest.fixture(autouse=True)
+def one_device(monkeypatch):
+  """Cells train on one device: the harness is under test here, sharding in test_train.py."""
+  monkeypatch.setattr(parallel, 'make_mesh', lambda devices=None: helpers.one_device())
+
+
+def _sweep(capsys, workdir, *extra):
+  """Runs the sweep in this process (MNIST loaded once, programs compiled once); its stdout."""
+  argv = [
+    'sweep.py',
     f'--config={ROOT / "experiments" / "configs" / "mnist_ssl.py"}',
     '--methods=pseudo_label',
     '--labels=10',
@@ -34,13 +41,13 @@ def _sweep(workdir, *extra):
     *TINY,
     *extra,
   ]
-  out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
-  assert out.returncode == 0, out.stderr[-3000:]
-  return out
+  capsys.readouterr()
+  assert sweep.main(sweep._parse(argv)) == 0
+  return capsys.readouterr().out
 
 
-def test_sweep_runs_each_cell_once_and_reports(tmp_path):
-  first = _sweep(tmp_path)
+def test_sweep_runs_each_cell_once_and_reports(capsys, tmp_path):
+  first = _sweep(capsys, tmp_path)
   cells = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob('*/seed*'))
   # The labeled-only baseline runs beside the method, seed by seed.
   assert cells == [
@@ -49,10 +56,10 @@ def test_sweep_runs_each_cell_once_and_reports(tmp_path):
     'supervised_10/seed0',
     'supervised_10/seed1',
   ]
-  assert first.stdout.count(' -> ') == 4
+  assert first.count(' -> ') == 4
   stamps = {c: (tmp_path / c / 'results.json').stat().st_mtime_ns for c in cells}
-  again = _sweep(tmp_path)
-  assert ' -> ' not in again.stdout  # finished cells are skipped, not retrained
+  again = _sweep(capsys, tmp_path)
+  assert ' -> ' not in again  # finished cells are skipped, not retrained
   assert stamps == {c: (tmp_path / c / 'results.json').stat().st_mtime_ns for c in cells}
 
   table = json.loads((tmp_path / 'table.json').read_text())
@@ -84,8 +91,8 @@ def test_sweep_runs_each_cell_once_and_reports(tmp_path):
   cell = tmp_path / 'supervised_10' / 'seed1'
   (cell / 'results.json').unlink()
   shutil.rmtree(cell / 'checkpoints' / '4')
-  resumed = _sweep(tmp_path)
-  assert resumed.stdout.count(' -> ') == 1 and 'supervised, 10 labels, seed 1' in resumed.stdout
+  resumed = _sweep(capsys, tmp_path)
+  assert resumed.count(' -> ') == 1 and 'supervised, 10 labels, seed 1' in resumed
   rows = [json.loads(r) for r in (cell / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in rows] == [2, 4]
   after = json.loads((cell / 'results.json').read_text())
@@ -93,7 +100,7 @@ def test_sweep_runs_each_cell_once_and_reports(tmp_path):
 
 
 def test_nearest_neighbour_errors_match_brute_force():
-  ds = datasets.load('mnist')
+  ds = helpers.mnist()
   idx = datasets.labeled_subset(ds.train_labels, 10, 1, 3, 'mnist')
   train = ds.train_images[idx].reshape(10, -1).astype(np.float64)
   test = ds.test_images[:500].reshape(500, -1).astype(np.float64)

@@ -1,6 +1,8 @@
-"""The trainer end to end: exact resume after SIGKILL, sharding, SSL beats supervised, errors."""
+"""The trainer end to end: exact resume (in process, and after SIGKILL), sharding, SSL beats
+supervised, errors."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,8 +18,10 @@ from jaxssl import parallel
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.cli import main
 from jaxssl.errors import UserError
-from jaxssl.train import build, train_and_evaluate
-from tests.conftest import tiny_config
+from jaxssl.methods import flexmatch
+from jaxssl.train import train_and_evaluate
+from tests import helpers
+from tests.helpers import tiny_config
 
 CONFIG = Path(__file__).parents[1] / 'experiments' / 'configs' / 'mnist_improved_gan.py'
 RESUME_ARGS = [
@@ -44,15 +48,49 @@ def _cli(workdir, *extra):
   return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _final_state(workdir):
+def _train(config, workdir, dataset=None):
+  """train_and_evaluate on one device and, unless told otherwise, the small MNIST subset."""
+  return train_and_evaluate(config, str(workdir), helpers.one_device(), dataset or helpers.small())
+
+
+def _restore(workdir, dataset=None):
   config = json.loads((Path(workdir) / 'config.json').read_text())
-  run = build(config)
+  run = helpers.build_small(config, dataset=dataset)
   ckpts = Checkpoints(str(workdir), keep=10)
   state, meta = ckpts.restore(ckpts.latest_step(), run.abstract_state)
   ckpts.close()
   return jax.device_get(state), meta
 
 
+def _is_timing(key: str) -> bool:
+  return key == 'steps_per_sec' or key.startswith(('timing/', 'uptime'))
+
+
+def test_interrupted_run_resumes_bit_identically(tmp_path):
+  # FlexMatch: the richest state (per-example memory, EMA, optimizer) and a data position.
+  config = tiny_config('flexmatch', checkpoint_every=1, keep_checkpoints=5)
+  straight = _train(config, tmp_path / 'straight')
+  # The run died after its checkpoint at step 1 (and wrote rows past it): results and later
+  # checkpoints gone.
+  shutil.copytree(tmp_path / 'straight', tmp_path / 'resumed')
+  shutil.rmtree(tmp_path / 'resumed' / 'checkpoints' / '2')
+  (tmp_path / 'resumed' / 'results.json').unlink()
+  resumed = _train(config, tmp_path / 'resumed')
+  a, meta_a = _restore(tmp_path / 'straight')
+  b, meta_b = _restore(tmp_path / 'resumed')
+  assert int(a['step']) == int(b['step']) == 2 and meta_a['data'] == meta_b['data']
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  # The rows after the checkpoint are rewritten, the same but for wall-clock timings.
+  rows = lambda d: [
+    {k: v for k, v in json.loads(r).items() if not _is_timing(k)}
+    for r in (d / 'metrics.jsonl').read_text().splitlines()
+  ]
+  assert [r['step'] for r in rows(tmp_path / 'resumed')] == [1, 2]
+  assert rows(tmp_path / 'resumed') == rows(tmp_path / 'straight')
+  assert resumed['test_errors'] == straight['test_errors']
+
+
+@pytest.mark.slow
 def test_sigkill_and_resume_is_bit_identical(tmp_path):
   straight = _cli(tmp_path / 'straight')
   killed = _cli(tmp_path / 'killed')
@@ -71,8 +109,8 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
   for proc in (straight, resumed):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
-  a, meta_a = _final_state(tmp_path / 'straight')
-  b, meta_b = _final_state(tmp_path / 'killed')
+  a, meta_a = _restore(tmp_path / 'straight', helpers.mnist())
+  b, meta_b = _restore(tmp_path / 'killed', helpers.mnist())
   assert int(a['step']) == int(b['step']) == 60
   assert meta_a['data'] == meta_b['data'] == {'labeled_seen': 60 * 32, 'unlabeled_seen': 60 * 32}
   jax.tree.map(np.testing.assert_array_equal, a, b)
@@ -85,24 +123,26 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
   )
 
 
-@pytest.mark.parametrize('method', ['improved_gan', 'fixmatch'])
-def test_sharded_step_equals_one_device_step(mnist, method):
+@pytest.mark.parametrize('method', ['improved_gan', 'fixmatch', 'flexmatch'])
+def test_sharded_step_equals_one_device_step(method):
   # FixMatch: batch norm must see the global batch (labeled + weak + strong) on every device.
+  # FlexMatch: each device's examples land at their own rows of the replicated per-example memory.
+  # FlexMatch (τ = 0 in tiny_config): every drawn example gets its pseudo-label.
   config = tiny_config(method)
-  one = build(config, mesh=parallel.make_mesh(jax.devices()[:1]))
-  eight = build(config)
+  one = helpers.build_small(config)
+  eight = helpers.build_small(config, mesh=parallel.make_mesh())
   assert eight.mesh.size == 8
-  s1, s8 = one.init(), eight.init()
-  for step in range(2):
-    s1, m1 = one.train_step(s1, next(one.pipeline.iterate(step, step + 1)))
-    s8, m8 = eight.train_step(s8, next(eight.pipeline.iterate(step, step + 1)))
-  jax.tree.map(
-    lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
-    jax.device_get(s1),
-    jax.device_get(s8),
-  )
-  for k in m1:
-    np.testing.assert_allclose(m1[k], m8[k], rtol=2e-4, atol=2e-5, err_msg=k)
+  s1, _, m1 = helpers.run_steps(one, 2)
+  s8, _, m8 = helpers.run_steps(eight, 2)
+  s1, s8 = jax.device_get(s1), jax.device_get(s8)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5), s1, s8)
+  for k in m1[-1]:
+    np.testing.assert_allclose(m1[-1][k], m8[-1][k], rtol=2e-4, atol=2e-5, err_msg=k)
+  if method == 'flexmatch':
+    selected = s8['method']['selected']
+    drawn = np.unique(np.concatenate([one.pipeline.host_batch(i)['i_u'] for i in range(2)]))
+    assert (selected[drawn] >= 0).all()
+    assert (np.delete(selected, drawn) == flexmatch.NEVER_DRAWN).all()
 
 
 @pytest.mark.slow
@@ -155,7 +195,7 @@ def test_bad_config_is_one_line_and_before_compute(capsys, tmp_path, override, m
 
 def test_config_file_typo_is_caught(tmp_path):
   with pytest.raises(UserError, match=r"'lr_d' \(did you mean 'lr'\?\)"):
-    train_and_evaluate({**tiny_config('improved_gan').to_dict(), 'lr_d': 0.1}, str(tmp_path))
+    _train({**tiny_config('improved_gan').to_dict(), 'lr_d': 0.1}, tmp_path)
 
 
 def test_nan_loss_stops_before_saving(tmp_path):
@@ -164,18 +204,18 @@ def test_nan_loss_stops_before_saving(tmp_path):
     'improved_gan', num_steps=4, checkpoint_every=1, log_every=2, input_noise=float('nan')
   )
   with pytest.raises(UserError, match=r'loss/\S+ is nan at step 1; stopped without saving'):
-    train_and_evaluate(config, str(tmp_path))
+    _train(config, tmp_path)
   assert not [p for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()]
 
 
 def test_other_config_in_existing_workdir_is_refused(tmp_path):
-  train_and_evaluate(tiny_config('supervised'), str(tmp_path))
+  _train(tiny_config('supervised'), tmp_path)
   with pytest.raises(UserError, match='another config.*lr: 0.03 -> 0.1'):
-    train_and_evaluate(tiny_config('supervised', lr=0.1), str(tmp_path))
+    _train(tiny_config('supervised', lr=0.1), tmp_path)
 
 
 def test_corrupt_checkpoint_is_named_and_kept(capsys, tmp_path):
-  train_and_evaluate(tiny_config('supervised'), str(tmp_path))
+  _train(tiny_config('supervised'), tmp_path)
   files = [p for p in (tmp_path / 'checkpoints' / '2').rglob('*') if p.is_file()]
   data = [p for p in files if p.parent.name == 'd']  # array data; OCDBT may hold copies
   assert data
@@ -188,7 +228,8 @@ def test_corrupt_checkpoint_is_named_and_kept(capsys, tmp_path):
 
 
 def test_eval_cli_reads_the_latest_checkpoint(capsys, tmp_path):
-  results = train_and_evaluate(tiny_config('supervised'), str(tmp_path))
+  # Trained and evaluated on one device; `jaxssl eval` evaluates the same 10,000 test images on 8.
+  results = _train(tiny_config('supervised'), tmp_path, dataset=helpers.mnist())
   capsys.readouterr()
   main(['jaxssl', 'eval', f'--workdir={tmp_path}'])
   out = json.loads(capsys.readouterr().out)
@@ -197,7 +238,7 @@ def test_eval_cli_reads_the_latest_checkpoint(capsys, tmp_path):
 
 
 def test_results_and_metrics_files(tmp_path):
-  results = train_and_evaluate(tiny_config('improved_gan'), str(tmp_path))
+  results = _train(tiny_config('improved_gan'), tmp_path)
   for key in (
     'method',
     'dataset',
@@ -210,7 +251,7 @@ def test_results_and_metrics_files(tmp_path):
     'images_per_second',
   ):
     assert key in results
-  assert results['labels'] == 100 and results['test_examples'] == 10000
+  assert results['labels'] == 100 and results['test_examples'] == 500
   rows = [json.loads(r) for r in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in rows] == [1, 2] and 'eval/test/error' in rows[-1]
   assert json.loads((tmp_path / 'config.json').read_text())['method'] == 'improved_gan'
