@@ -159,7 +159,7 @@ def averaged(model: Model, decay: float | None = None):
     return model['params']
   if isinstance(avg, optax.EmaState):
     # Before the first step the average is empty (0/0 once bias-corrected): read the weights.
-    corrected = optax.tree_utils.tree_bias_correction(avg.ema, decay, jnp.maximum(avg.count, 1))
+    corrected = optax.tree_utils.tree_bias_correction(avg.ema, decay, avg.count)
     return jax.tree.map(lambda a, p: jnp.where(avg.count > 0, a, p), corrected, model['params'])
   return avg
 

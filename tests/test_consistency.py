@@ -11,6 +11,7 @@ from jaxssl.config import resolve
 from jaxssl.errors import UserError
 from jaxssl.methods import DataSpec, fixmatch, flexmatch, mixmatch, uda, vat
 from jaxssl.methods import _classifier as C
+from jaxssl.models import layers
 from jaxssl.models.convnets import WideResNet
 from jaxssl.train import build
 from tests import helpers
@@ -26,6 +27,13 @@ def test_wide_resnet_sizes_match_fixmatch():
   # FixMatch reports 1.5M parameters for WRN-28-2 and 23.4M for WRN-28-8 (CIFAR-100).
   assert _count(lambda: WideResNet(3, 10, filters=32, rngs=nnx.Rngs(0))) == 1_469_642
   assert round(_count(lambda: WideResNet(3, 100, filters=128, rngs=nnx.Rngs(0))) / 1e6, 1) == 23.4
+
+
+def test_flat_normal_draws_the_same_numbers_as_jax_random_normal():
+  # Conv kernels are drawn flat (faster to compile); the weights must not change.
+  key = jax.random.key(7)
+  for shape in [(3, 3, 16, 32), (4, 28, 28, 1), (5, 7)]:
+    np.testing.assert_array_equal(layers.normal(key, shape), jax.random.normal(key, shape))
 
 
 def test_wide_resnet_runs_on_cifar_shapes_and_updates_batch_norm():
