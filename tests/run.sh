@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs jaxssl with its test extras into .venv, lints, runs the suite on two
 # pytest-xdist workers (XLA:CPU compiles on one thread, so two workers keep two cores busy).
-#   bash tests/run.sh            everything but the tests marked slow (~3 min on 2 cores)
+#   bash tests/run.sh            everything but the tests marked slow (~6.5 min on 2 cores)
 #   bash tests/run.sh --all      also the slow ones: SIGKILL-and-resume, a GAN learning run (CI)
 # Other arguments go to pytest, e.g. `bash tests/run.sh -k flexmatch`.
 set -euo pipefail
