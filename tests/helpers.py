@@ -53,6 +53,7 @@ ACTIVE_FROM_STEP_0 = {
   'uda': dict(threshold=0.0),
   'fixmatch': dict(threshold=0.0),
   'flexmatch': dict(threshold=0.0),
+  'freematch': {},  # its thresholds start at 1/C: nearly every pseudo-label counts at step 0
 }
 
 
