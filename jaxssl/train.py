@@ -247,7 +247,8 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock):
       do_ckpt = s % config.checkpoint_every == 0 or last
       if not (do_log or do_eval or do_ckpt):
         continue
-      with excluded('log'):
+      # Counted as training time: on an asynchronous device this fetch waits for queued steps.
+      with progress.timed('log', wait_jax_async_dispatch=False):
         row = jax.device_get(metrics)  # the only host sync: at log, eval and checkpoint steps
         _check_finite(row, s, ckpts)
         bar.set_postfix(
