@@ -109,6 +109,21 @@ def optimizer(
   return optax.chain(*parts, optax.scale_by_learning_rate(lr_fn)), lr_fn
 
 
+def adam(config, **kwargs) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """Adam from the knobs the Improved-GAN, Ladder and M2 configs share: lr held, then linearly to 0
+  over the last `lr_decay_fraction` of num_steps, β1 = adam_b1, β2 = adam_b2."""
+  return optimizer(
+    'adam',
+    lr=config.lr,
+    num_steps=config.num_steps,
+    schedule_name='linear_decay',
+    decay_fraction=config.lr_decay_fraction,
+    b1=config.adam_b1,
+    b2=config.adam_b2,
+    **kwargs,
+  )
+
+
 # A model's state, its update and its average.
 def model(module: nnx.Module, tx: optax.GradientTransformation, average: str = 'none') -> Model:
   """The state of a freshly built module: params, rest, optimizer state and its average."""

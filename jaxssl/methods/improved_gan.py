@@ -40,17 +40,7 @@ def defaults() -> dict:
 
 def adam(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The paper code's Adam, g / sqrt(v_hat + 1e-8), and its learning-rate schedule."""
-  return core.optimizer(
-    'adam',
-    lr=config.lr,
-    num_steps=config.num_steps,
-    schedule_name='linear_decay',
-    decay_fraction=config.lr_decay_fraction,
-    b1=config.adam_b1,
-    b2=config.adam_b2,
-    eps=0.0,
-    eps_root=1e-8,
-  )
+  return core.adam(config, eps=0.0, eps_root=1e-8)
 
 
 def discriminator(config, data: DataSpec, key: jax.Array) -> Discriminator:

@@ -41,15 +41,7 @@ def make(config, data: DataSpec) -> Method:
     )
   new = lambda key: Ladder(dims, rngs=nnx.Rngs(key), bn_momentum=config.bn_momentum)
   graph = core.graphdef(new)
-  tx, lr = core.optimizer(
-    'adam',
-    lr=config.lr,
-    num_steps=config.num_steps,
-    schedule_name='linear_decay',
-    decay_fraction=config.lr_decay_fraction,
-    b1=config.adam_b1,
-    b2=config.adam_b2,
-  )
+  tx, lr = core.adam(config)
   weights = jnp.asarray(config.denoising_weights)
   flat = lambda images: to_float(images).reshape(images.shape[0], -1)
 
