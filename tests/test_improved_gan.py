@@ -3,8 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
+from jaxssl.errors import UserError
 from jaxssl.methods.improved_gan import discriminator_losses, feature_matching_loss
 from jaxssl.models.mlp import Discriminator
 from tests import helpers
@@ -69,3 +71,29 @@ def test_minimax_ablation_trains_the_generator():
   jax.tree.map(np.testing.assert_array_equal, after['minimax']['d'], after['feature_matching']['d'])
   g = [after[loss]['g'] for loss in ('minimax', 'feature_matching')]
   assert any(not np.allclose(a, b) for a, b in zip(*map(jax.tree.leaves, g)))
+
+
+def test_separate_generator_batch_feeds_feature_matching_the_second_half():
+  # The paper code trains D on trainx_unl and matches G's features on trainx_unl2: with
+  # generator_batch=separate, D's step sees only the first half of the unlabeled batch (so it
+  # equals the shared step on that half) and G's step sees only the second.
+  sep = helpers.build_small(helpers.tiny_config('improved_gan', generator_batch='separate', uratio=2))
+  shared = helpers.build_small(helpers.tiny_config('improved_gan'))
+  batch = jax.device_get(next(sep.pipeline.iterate(0, 1)))
+  half = len(batch['x_u']) // 2
+  first = dict(batch, x_u=batch['x_u'][:half], y_u=batch['y_u'][:half])
+  swapped = dict(batch, x_u=np.concatenate([batch['x_u'][:half], batch['x_u'][:half]]))
+  out = {  # init() per step: train_step donates its state
+    name: jax.device_get(run.train_step(sep.init(), b)[0]['method'])
+    for name, run, b in [('sep', sep, batch), ('shared', shared, first), ('sep_aa', sep, swapped)]
+  }
+  eq = lambda a, b: jax.tree.map(np.testing.assert_array_equal, a, b)
+  eq(out['sep']['d'], out['shared']['d'])
+  eq(out['sep_aa']['g'], out['shared']['g'])  # matching on the first half = the shared step
+  g = [jax.tree.leaves(out[k]['g']) for k in ('sep', 'shared')]
+  assert any(not np.array_equal(a, b) for a, b in zip(*g))
+
+
+def test_separate_generator_batch_needs_an_even_uratio():
+  with pytest.raises(UserError, match='uratio must be even'):
+    helpers.build_small(helpers.tiny_config('improved_gan', generator_batch='separate'))

@@ -27,7 +27,8 @@ def test_improved_gan_is_the_authors_mnist_recipe():
     dataset='mnist',
     labels_per_class=10,  # --count 10
     batch_size=100,  # --batch_size 100, labeled and unlabeled
-    uratio=1,
+    uratio=2,  # D's 100 unlabeled and ...
+    generator_batch='separate',  # ... G's own 100: train_batch_gen(trainx_unl2[...])
     disc_widths=(1000, 500, 250, 250, 250),  # DenseLayer widths, then 10 logits
     gen_widths=(500, 500),  # softplus + batch norm, then 784 sigmoid
     z_dim=100,  # uniform noise of size 100
@@ -71,7 +72,10 @@ def test_quick_variants_shorten_only_the_horizon():
   # The default run and the quick Ladder differ from the paper in length (and the GAN in its
   # Polyak horizon, which must fit inside the shorter run), nothing else.
   for spec, changed in [
-    ('mnist_improved_gan.py', {'num_steps', 'eval_every', 'checkpoint_every', 'polyak_decay'}),
+    (
+      'mnist_improved_gan.py',
+      {'num_steps', 'eval_every', 'checkpoint_every', 'polyak_decay', 'generator_batch', 'uratio'},
+    ),
     ('mnist_ladder.py', {'num_steps', 'eval_every', 'checkpoint_every'}),
   ]:
     full, quick = _resolved(spec).to_dict(), _resolved(f'{spec}:quick').to_dict()

@@ -6,6 +6,13 @@ Full recipe (300 epochs of 600 steps, batch 100):
 Quick variant, the default run (10 epochs, Polyak horizon matched to it; ~5 min on 2 CPU cores):
   jaxssl train --config=experiments/configs/mnist_improved_gan.py:quick --workdir=runs/quick
 Minimax-GAN ablation: add --config.generator_loss=minimax.
+
+Deviations from the authors' code (openai/improved-gan, train_mnist_feature_matching.py):
+- full: the generator's feature matching sees its own unlabeled batch (their trainx_unl2) drawn
+  with D's from one stream of 2 x 100 unlabeled images per step (theirs: two permutations);
+  quick keeps one shared batch (uratio 1), the variant the default run's numbers were measured on.
+- Polyak average bias-corrected (theirs starts at the init parameters); equal after ~5/(1-decay)
+  steps, i.e. from epoch ~80 of 300.
 """
 
 from jaxssl.config import base_config
@@ -19,6 +26,9 @@ def get_config(variant: str = 'full'):
   config.labels_per_class = 10
   config.batch_size = 100
   config.uratio = 1
+  if variant == 'full':
+    config.generator_batch = 'separate'  # trainx_unl2
+    config.uratio = 2  # 100 for D, 100 for feature matching
   steps_per_epoch = 60_000 // config.batch_size
   epochs = {'full': 300, 'quick': 10}[variant]
   config.num_steps = epochs * steps_per_epoch

@@ -35,6 +35,10 @@ def defaults() -> dict:
     hidden_noise=0.5,
     polyak_decay=0.9999,  # the paper's a <- a + 1e-4 (p - a), bias-corrected
     data_init=True,  # data-dependent init of D on init_examples images, as the paper code
+    # 'separate': the paper code's trainx_unl2. The unlabeled batch (uratio 2) is split: D's
+    # real/fake game sees the first half, feature matching the second. 'shared': both see one
+    # batch (uratio 1), half the unlabeled data per step.
+    generator_batch='shared',
   )
 
 
@@ -77,6 +81,15 @@ def make(config, data: DataSpec) -> Method:
     raise UserError(
       f'generator_loss must be feature_matching or minimax, got {config.generator_loss!r}'
     )
+  if config.generator_batch not in ('shared', 'separate'):
+    raise UserError(
+      f'generator_batch must be shared or separate, got {config.generator_batch!r}'
+    )
+  if config.generator_batch == 'separate' and config.uratio % 2:
+    raise UserError(
+      f'generator_batch=separate splits the unlabeled batch in two halves: uratio must be even, '
+      f'got {config.uratio}'
+    )
   new_d = lambda key: discriminator(config, data, key)
   new_g = lambda key: Generator(
     data.image_shape, rngs=nnx.Rngs(key), z_dim=config.z_dim, widths=config.gen_widths
@@ -100,6 +113,7 @@ def make(config, data: DataSpec) -> Method:
 
   def train_step(state, batch, key, step):
     x_l, y_l, x_u = to_float(batch['x_l']), batch['y_l'], to_float(batch['x_u'])
+    x_u, x_match = jnp.split(x_u, 2) if config.generator_batch == 'separate' else (x_u, x_u)
     n_l, n_u = x_l.shape[0], x_u.shape[0]
     k_z1, k_z2, k_d, k_g = jax.random.split(key, 4)
     d, g = state['d'], state['g']
@@ -126,7 +140,7 @@ def make(config, data: DataSpec) -> Method:
       if config.generator_loss == 'minimax':
         logits = disc(d, d['params'], x_g, k_g)[0]
         return jax.nn.softplus(-jax.nn.logsumexp(logits, -1)).mean(), (rest, None)
-      _, feats = disc(d, d['params'], jnp.concatenate([x_u, x_g]), k_g)
+      _, feats = disc(d, d['params'], jnp.concatenate([x_match, x_g]), k_g)
       f_real, f_fake = jnp.split(feats, [n_u])
       return feature_matching_loss(jax.lax.stop_gradient(f_real), f_fake), (rest, None)
 
@@ -137,7 +151,9 @@ def make(config, data: DataSpec) -> Method:
       'loss/sup': sup,
       'loss/unsup': unsup,
       'loss/g': loss_g,
-      **core.monitors(batch, logits_l, logits_u, lr=lr, step=step),
+      **core.monitors(
+        dict(batch, y_u=batch['y_u'][:n_u]), logits_l, logits_u, lr=lr, step=step
+      ),
       'monitor/d_real': jnp.mean(jax.nn.sigmoid(lse_u)),
       'monitor/d_fake': jnp.mean(jax.nn.sigmoid(lse_f)),
     }
