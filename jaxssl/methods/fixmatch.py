@@ -14,6 +14,8 @@ labeled splits are class-balanced). It keeps the pseudo-labels from collapsing o
 when the first classifier is poor, as it is with one label per class.
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -50,6 +52,16 @@ def align(state, probs_w, step, config):
   return aligned, {'p_model': p_sum}, monitors
 
 
+def ema_alignment(p_model, probs_w, p_target, step, momentum: float):
+  """USB's DistAlignEMAHook (SoftMatch, AdaMatch): the running mean prediction p_model starts at
+  the first batch's mean, then an EMA; probs · (p_target + 1e-6) / (p_model + 1e-6), renormalised.
+  Returns (aligned probabilities, new p_model)."""
+  mean = probs_w.mean(0)
+  p_model = jnp.where(step == 0, mean, momentum * p_model + (1 - momentum) * mean)
+  aligned = probs_w * (p_target + 1e-6) / (p_model + 1e-6)
+  return aligned / aligned.sum(-1, keepdims=True), p_model
+
+
 def confidence_mask(state, probs_w, batch, config):
   """FixMatch's fixed threshold: (mask, method state updates, monitors)."""
   return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}, {}
@@ -72,25 +84,56 @@ def weak_strong_forward(config, net, params, state, batch, key):
   return C.forward_all(net, params, state, (x_l, u_w, u_s))
 
 
-def objective(config, mask_fn=confidence_mask):
-  """The FixMatch loss; `mask_fn(state, probs_w, batch, config) -> (mask, updates, monitors)`
-  decides which pseudo-labels count (FlexMatch passes its class-wise thresholds)."""
+class Pseudo(NamedTuple):
+  """What a FixMatch-family method decides from the weak view: the hard pseudo-labels, each
+  one's weight in the unlabeled loss (0/1 for a threshold, in [0, 1] for SoftMatch), updates of
+  the method's state, and monitors."""
+
+  labels: jax.Array
+  mask: jax.Array
+  updates: dict
+  monitors: dict
+
+
+def thresholded(config, mask_fn=confidence_mask):
+  """FixMatch's pseudo-labels: optional distribution alignment, then `mask_fn(state, probs_w,
+  batch, config) -> (mask, updates, monitors)` (FlexMatch passes its class-wise thresholds)."""
+
+  def fn(state, probs_w, probs_l, batch, step):
+    updates, monitors = {}, {}
+    if config.dist_align:
+      probs_w, updates, monitors = align(state, probs_w, step, config)
+    mask, more_updates, more = mask_fn(state, probs_w, batch, config)
+    return Pseudo(jnp.argmax(probs_w, -1), mask, updates | more_updates, monitors | more)
+
+  return fn
+
+
+def objective(config, pseudo_fn=None, extra_loss=None):
+  """The FixMatch loss: the strong views' cross-entropy against the weak views' pseudo-labels,
+  weighted per example. Its successors change two things:
+  `pseudo_fn(state, probs_w, probs_l, batch, step) -> Pseudo`, from the softmax of the weak
+  unlabeled and the labeled views (stop-gradient), and an added term
+  `extra_loss(pseudo, logits_s) -> (weighted loss, metrics)` (FreeMatch's fairness loss)."""
+  pseudo_fn = pseudo_fn or thresholded(config)
 
   def fn(net, params, state, batch, key, step):
     (logits_l, logits_w, logits_s), rest = weak_strong_forward(
       config, net, params, state, batch, key
     )
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
-    probs_w = jax.nn.softmax(jax.lax.stop_gradient(logits_w))
-    updates, extra = {}, {}
-    if config.dist_align:
-      probs_w, updates, extra = align(state, probs_w, step, config)
-    mask, more_updates, more = mask_fn(state, probs_w, batch, config)
-    unsup = jnp.mean(C.cross_entropy(logits_s, jnp.argmax(probs_w, -1)) * mask)
-    monitors = core.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra | more
-    updates |= more_updates
-    loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors)
-    return loss, aux._replace(updates=updates)
+    probs = lambda logits: jax.nn.softmax(jax.lax.stop_gradient(logits))
+    pseudo = pseudo_fn(state, probs(logits_w), probs(logits_l), batch, step)
+    unsup = jnp.mean(C.cross_entropy(logits_s, pseudo.labels) * pseudo.mask)
+    num_classes = logits_w.shape[-1]
+    monitors = core.monitors(
+      batch, logits_l, jax.nn.one_hot(pseudo.labels, num_classes), pseudo.mask
+    )
+    extra, metrics = extra_loss(pseudo, logits_s) if extra_loss else (0.0, {})
+    loss, aux = C.combine(
+      rest, sup, unsup, config.lambda_u, monitors | pseudo.monitors, **metrics
+    )
+    return loss + extra, aux._replace(updates=pseudo.updates)
 
   return fn
 

@@ -70,7 +70,7 @@ def make(config, data: DataSpec) -> Method:
   return C.make(
     config,
     data,
-    fixmatch.objective(config, mask_fn),
+    fixmatch.objective(config, fixmatch.thresholded(config, mask_fn)),
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: (
       fixmatch.init_state(data) | {'selected': jnp.full(data.num_unlabeled, NEVER_DRAWN, jnp.int32)}

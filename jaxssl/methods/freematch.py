@@ -20,7 +20,6 @@ steps (0.999^1500 = 0.22) and so masks nearly everything in a run of a few thous
 import jax
 import jax.numpy as jnp
 
-from jaxssl import core
 from jaxssl.methods import DataSpec, Method, fixmatch, flexmatch
 from jaxssl.methods import _classifier as C
 
@@ -79,25 +78,24 @@ def fairness_loss(mask, logits_s, p_model, label_hist):
   return jnp.where(mask.sum() > 0, loss, 0.0)
 
 
-def objective(config):
-  def fn(net, params, state, batch, key, step):
-    (logits_l, logits_w, logits_s), rest = fixmatch.weak_strong_forward(
-      config, net, params, state, batch, key
-    )
-    sup = C.cross_entropy(logits_l, batch['y_l']).mean()
-    probs_w = jax.nn.softmax(jax.lax.stop_gradient(logits_w))
+def pseudo_labels(config):
+  """SAT: the EMAs take the weak batch first (USB's order), then the class thresholds mask it."""
+
+  def fn(state, probs_w, probs_l, batch, step):
     sat, thresholds = self_adaptive(state, probs_w, config.sat_momentum)
     conf, pred = jnp.max(probs_w, -1), jnp.argmax(probs_w, -1)
     mask = (conf >= thresholds[pred]).astype(jnp.float32)
-    unsup = jnp.mean(C.cross_entropy(logits_s, pred) * mask)
-    fair = fairness_loss(mask, logits_s, sat['p_model'], sat['label_hist'])
-    monitors = (
-      core.monitors(batch, logits_l, jnp.log(probs_w), mask)
-      | {'monitor/time_p': sat['time_p']}
-      | flexmatch.threshold_monitors(thresholds)
-    )
-    loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors, **{'loss/fairness': fair})
-    return loss + config.fairness_weight * fair, aux._replace(updates=sat)
+    monitors = {'monitor/time_p': sat['time_p']} | flexmatch.threshold_monitors(thresholds)
+    return fixmatch.Pseudo(pred, mask, sat, monitors)
+
+  return fn
+
+
+def fairness(config):
+  def fn(pseudo, logits_s):
+    sat = pseudo.updates
+    fair = fairness_loss(pseudo.mask, logits_s, sat['p_model'], sat['label_hist'])
+    return config.fairness_weight * fair, {'loss/fairness': fair}
 
   return fn
 
@@ -107,7 +105,7 @@ def make(config, data: DataSpec) -> Method:
   return C.make(
     config,
     data,
-    objective(config),
+    fixmatch.objective(config, pseudo_labels(config), fairness(config)),
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: init_state(data.num_classes, config.sat_init),
   )
