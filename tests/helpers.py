@@ -54,6 +54,8 @@ ACTIVE_FROM_STEP_0 = {
   'fixmatch': dict(threshold=0.0),
   'flexmatch': dict(threshold=0.0),
   'freematch': {},  # its thresholds start at 1/C: nearly every pseudo-label counts at step 0
+  'softmatch': {},  # μ_t starts at 1/C: nearly every weight is 1 at step 0
+  'adamatch': dict(threshold=0.0),
 }
 
 

@@ -6,7 +6,13 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.configs import fixmatch_reference, mnist_ladder, mnist_ssl, mnist_vae_m2
+from experiments.configs import (
+  fixmatch_reference,
+  mnist_ladder,
+  mnist_ssl,
+  mnist_vae_m2,
+  usb_reference,
+)
 from jaxssl import parallel
 from jaxssl.config import resolve
 from jaxssl.data import datasets
@@ -22,6 +28,7 @@ VARIANTS = {
     'fixmatch,10,99',
   ),
   'fixmatch_reference': fixmatch_reference.VARIANTS,
+  'usb_reference': usb_reference.VARIANTS,
 }
 CASES = [(name, v) for name, variants in VARIANTS.items() for v in variants]
 
@@ -55,6 +62,17 @@ def test_mnist_ssl_labels_and_fixmatch_recipe():
     mnist_ssl.get_config('fixmatch,7')
 
 
+def test_usb_reference_is_fixmatchs_recipe_with_each_methods_knobs():
+  fixmatch = resolve(fixmatch_reference.get_config('cifar100,400'))
+  for method in usb_reference.KNOBS:
+    config = resolve(usb_reference.get_config(f'{method},cifar100,400'))
+    assert config.method == method and config.backbone == 'wrn28_2'
+    same = ('lr', 'weight_decay', 'batch_size', 'uratio', 'num_steps', 'ema_decay', 'lambda_u')
+    assert all(config[k] == fixmatch[k] for k in same), method
+    assert all(config[k] == v for k, v in usb_reference.KNOBS[method].items()), method
+  assert usb_reference.PUBLISHED['softmatch', 'svhn,40'] == ('', '2.31±0.0')
+
+
 def _shaped_like(name: str, n: int = 1000) -> datasets.Dataset:
   """A few blank images shaped like dataset `name`: lowering a step needs shapes, not pixels."""
   shape, classes = datasets.SHAPES[name][:2]
@@ -63,9 +81,11 @@ def _shaped_like(name: str, n: int = 1000) -> datasets.Dataset:
   return datasets.Dataset(name, classes, images, labels, images[:100], labels[:100])
 
 
-def _lower_reference_step(name: str):
+def _lower_reference_step(name: str, method: str = 'fixmatch'):
   variant = next(v for v in fixmatch_reference.VARIANTS if v.startswith(f'{name},'))
   config = fixmatch_reference.get_config(variant)
+  if method != 'fixmatch':
+    config = usb_reference.get_config(f'{method},{variant}')
   run = build(config, dataset=_shaped_like(config.dataset))  # every device: the sharded step
   batch = {
     k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=parallel.batch_sharding(run.mesh))
@@ -80,6 +100,11 @@ def _lower_reference_step(name: str):
 def test_reference_step_lowers_from_shapes(name):
   text = _lower_reference_step(name).as_text()
   assert 'stablehlo.convolution' in text
+
+
+@pytest.mark.parametrize('method', ['freematch', 'softmatch', 'adamatch'])
+def test_newer_methods_reference_step_lowers_from_shapes(method):
+  assert 'stablehlo.convolution' in _lower_reference_step('cifar10', method).as_text()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ are cut to the smallest), the ceiling of the network:
   jaxssl train --config=experiments/configs/mnist_ssl.py:supervised,all,10000 \
     --config.batch_size=128 --workdir=runs/ceiling
 Methods: supervised, pseudo_label, pi_model, mean_teacher, vat,
-mixmatch, uda, fixmatch, flexmatch, freematch, and fixmatch_da: FixMatch with distribution alignment
+mixmatch, uda, fixmatch, flexmatch, freematch, softmatch, adamatch, and fixmatch_da: FixMatch with distribution alignment
 (ReMixMatch, Berthelot et al. 2020), an option of fixmatch.py (`--config.dist_align=True`) that
 is off in FixMatch's recipe and has its own row here because with one label per class plain
 FixMatch locks onto a few classes. The seed draws the labeled split, the init and every step.
@@ -51,6 +51,8 @@ METHODS = (
   'fixmatch_da',
   'flexmatch',
   'freematch',
+  'softmatch',
+  'adamatch',
 )
 # Rows of the table that are a method with one of its options on.
 VARIANTS = {'fixmatch_da': ('fixmatch', dict(dist_align=True))}

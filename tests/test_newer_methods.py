@@ -1,0 +1,108 @@
+"""SoftMatch's and AdaMatch's pseudo-labels and weights against direct NumPy transcriptions of
+USB's PyTorch code (semilearn/algorithms/{softmatch,adamatch}, hooks/dist_align.py), step by
+step on small arrays, so the running statistics are compared too."""
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from jaxssl.methods import adamatch, softmatch
+
+
+def _softmax(z):
+  e = np.exp(z - z.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+class _UsbDistAlignEMA:
+  """DistAlignEMAHook: p_model None until the first batch; p_target uniform, or 'model'."""
+
+  def __init__(self, num_classes, m, target):
+    self.m, self.update_target = m, target == 'model'
+    self.p_target, self.p_model = np.full(num_classes, 1 / num_classes), None
+
+  def __call__(self, probs_u, probs_l):
+    mean = probs_u.mean(0)
+    self.p_model = mean if self.p_model is None else self.p_model * self.m + mean * (1 - self.m)
+    if self.update_target:
+      self.p_target = self.p_target * self.m + probs_l.mean(0) * (1 - self.m)
+    aligned = probs_u * (self.p_target + 1e-6) / (self.p_model + 1e-6)
+    return aligned / aligned.sum(-1, keepdims=True)
+
+
+class _UsbSoftMatchWeighting:
+  def __init__(self, num_classes, n_sigma, m, per_class):
+    self.n_sigma, self.m, self.per_class = n_sigma, m, per_class
+    shape = (num_classes,) if per_class else ()
+    self.mu, self.var = np.full(shape, 1 / num_classes), np.ones(shape)
+
+  def __call__(self, probs):
+    max_probs, max_idx = probs.max(-1), probs.argmax(-1)
+    if not self.per_class:
+      mu, var = max_probs.mean(), max_probs.var(ddof=1)
+    else:
+      mu, var = np.zeros_like(self.mu), np.ones_like(self.var)
+      for i in range(len(mu)):
+        p = max_probs[max_idx == i]
+        if len(p) > 1:
+          mu[i], var[i] = p.mean(), p.var(ddof=1)
+    self.mu = self.m * self.mu + (1 - self.m) * mu
+    self.var = self.m * self.var + (1 - self.m) * var
+    mu, var = (self.mu[max_idx], self.var[max_idx]) if self.per_class else (self.mu, self.var)
+    return np.exp(-(np.minimum(max_probs - mu, 0.0) ** 2) / (2 * var / self.n_sigma**2))
+
+
+def _batches(num_classes, steps=5, seed=0):
+  rng = np.random.default_rng(seed)
+  for _ in range(steps):
+    # Skewed towards class 0, confident enough that some weights/masks are below 1.
+    u = rng.normal(size=(24, num_classes)) * 2.5 + np.eye(num_classes)[0] * 1.5
+    l = rng.normal(size=(8, num_classes)) * 3
+    yield _softmax(u), _softmax(l)
+
+
+@pytest.mark.parametrize('per_class, dist_uniform', [(False, True), (True, True), (False, False)])
+def test_softmatch_weights_and_labels_match_usb(per_class, dist_uniform):
+  num_classes, m = 4, 0.7  # a fast EMA: the statistics move within a few steps
+  config = ml_collections.ConfigDict(
+    dict(ema_p=m, n_sigma=2.0, per_class=per_class, dist_uniform=dist_uniform)
+  )
+  fn = softmatch.pseudo_labels(config)
+  state = softmatch.init_state(num_classes, per_class)
+  align = _UsbDistAlignEMA(num_classes, m, 'uniform' if dist_uniform else 'model')
+  weighting = _UsbSoftMatchWeighting(num_classes, 2.0, m, per_class)
+  weights = []
+  for step, (probs_u, probs_l) in enumerate(_batches(num_classes)):
+    f32 = lambda a: jnp.asarray(a, jnp.float32)
+    pseudo = fn(state, f32(probs_u), f32(probs_l), {}, jnp.asarray(step))
+    state = {**state, **pseudo.updates}
+    ref = weighting(align(probs_u, probs_l))
+    np.testing.assert_allclose(pseudo.mask, ref, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(pseudo.labels, probs_u.argmax(-1))  # before alignment
+    np.testing.assert_allclose(state['prob_max_mu'], weighting.mu, rtol=1e-5)
+    np.testing.assert_allclose(state['prob_max_var'], weighting.var, rtol=1e-5)
+    weights.append(np.asarray(pseudo.mask))
+  weights = np.concatenate(weights)
+  assert (weights == 1).any() and (weights < 0.9).any(), 'both sides of the Gaussian compared'
+
+
+def test_adamatch_alignment_and_relative_threshold_match_usb():
+  num_classes, m, tau = 4, 0.7, 0.95
+  config = ml_collections.ConfigDict(dict(ema_p=m, threshold=tau))
+  fn = adamatch.pseudo_labels(config)
+  state = adamatch.init_state(num_classes)
+  align = _UsbDistAlignEMA(num_classes, m, 'model')
+  masks = []
+  for step, (probs_u, probs_l) in enumerate(_batches(num_classes, seed=1)):
+    f32 = lambda a: jnp.asarray(a, jnp.float32)
+    pseudo = fn(state, f32(probs_u), f32(probs_l), {}, jnp.asarray(step))
+    state = {**state, **pseudo.updates}
+    aligned = align(probs_u, probs_l)
+    ref_mask = aligned.max(-1) >= probs_l.max(-1).mean() * tau  # AdaMatchThresholdingHook
+    np.testing.assert_array_equal(np.asarray(pseudo.mask, bool), ref_mask)
+    np.testing.assert_array_equal(pseudo.labels, aligned.argmax(-1))
+    np.testing.assert_allclose(state['p_target'], align.p_target, rtol=1e-5)
+    np.testing.assert_allclose(state['p_model'], align.p_model, rtol=1e-5)
+    masks.append(ref_mask)
+  assert 0 < np.mean(masks) < 1, 'kept and dropped pseudo-labels compared'
