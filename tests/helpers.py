@@ -56,6 +56,7 @@ ACTIVE_FROM_STEP_0 = {
   'freematch': {},  # its thresholds start at 1/C: nearly every pseudo-label counts at step 0
   'softmatch': {},  # μ_t starts at 1/C: nearly every weight is 1 at step 0
   'adamatch': dict(threshold=0.0),
+  'dash': dict(warmup_steps=0),  # ρ from the first batch: about half its pseudo-labels count
 }
 
 

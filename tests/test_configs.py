@@ -102,7 +102,7 @@ def test_reference_step_lowers_from_shapes(name):
   assert 'stablehlo.convolution' in text
 
 
-@pytest.mark.parametrize('method', ['freematch', 'softmatch', 'adamatch'])
+@pytest.mark.parametrize('method', ['freematch', 'softmatch', 'adamatch', 'dash'])
 def test_newer_methods_reference_step_lowers_from_shapes(method):
   assert 'stablehlo.convolution' in _lower_reference_step('cifar10', method).as_text()
 

@@ -7,7 +7,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxssl.methods import adamatch, softmatch
+from jaxssl.methods import adamatch, dash, softmatch
 
 
 def _softmax(z):
@@ -106,3 +106,53 @@ def test_adamatch_alignment_and_relative_threshold_match_usb():
     np.testing.assert_allclose(state['p_model'], align.p_model, rtol=1e-5)
     masks.append(ref_mask)
   assert 0 < np.mean(masks) < 1, 'kept and dropped pseudo-labels compared'
+
+
+class _UsbDash:
+  """DashThresholdingHook with `algorithm.it` counted from the end of the warm-up (USB resets it
+  there) and rho_init given, as USB's evaluation loss would give it."""
+
+  def __init__(self, rho_init, gamma, c, rho_min, period, temperature):
+    self.rho_init, self.gamma, self.c, self.rho_min = rho_init, gamma, c, rho_min
+    self.period, self.t, self.count, self.rho = period, temperature, 0, None
+
+  def __call__(self, it, logits):
+    if it % self.period == 0:
+      self.rho = max(self.c * self.gamma**-self.count * self.rho_init, self.rho_min)
+      self.count += 1
+    hard = self.rho == self.rho_min
+    p = _softmax(logits)
+    target = np.eye(logits.shape[1])[p.argmax(-1)] if hard else _softmax(logits / self.t)
+    loss = -(target * np.log(p)).sum(-1)
+    return loss <= self.rho, target
+
+
+def test_dash_threshold_and_targets_match_usb():
+  num_classes, warmup, period = 4, 3, 2
+  config = ml_collections.ConfigDict(
+    dict(gamma=3.0, rho_c=1.0001, rho_min=0.05, warmup_steps=warmup, rho_update_every=period,
+         temperature=0.5)
+  )  # fmt: skip
+  fn, state = dash.pseudo_labels(config), dash.init_state()
+  rng = np.random.default_rng(2)
+  ref, masks, hard_seen = None, [], False
+  for step in range(warmup + 8):
+    logits = rng.normal(size=(32, num_classes)) * (1 + step)  # growing confidence
+    probs = jnp.asarray(_softmax(logits), jnp.float32)
+    pseudo = fn(state, probs, None, {}, jnp.asarray(step))
+    state = {**state, **pseudo.updates}
+    if step < warmup:
+      assert not np.asarray(pseudo.mask).any()
+      continue
+    if ref is None:  # ρ_init: the first post-warm-up batch's mean soft-target loss
+      soft = _softmax(logits / 0.5)
+      rho_init = float(-(soft * np.log(_softmax(logits))).sum(-1).mean())
+      np.testing.assert_allclose(state['rho_init'], rho_init, rtol=1e-5)
+      ref = _UsbDash(rho_init, 3.0, 1.0001, 0.05, period, 0.5)
+    mask, target = ref(step - warmup, logits)
+    np.testing.assert_array_equal(np.asarray(pseudo.mask, bool), mask)
+    np.testing.assert_allclose(pseudo.labels, target, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(pseudo.monitors['monitor/rho'], ref.rho, rtol=1e-5)
+    hard_seen |= ref.rho == 0.05
+    masks.append(mask)
+  assert hard_seen and 0 < np.mean(masks) < 1, 'soft and hard phases, kept and dropped'

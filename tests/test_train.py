@@ -124,14 +124,15 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
 
 
 @pytest.mark.parametrize(
-  'method', ['improved_gan', 'fixmatch', 'flexmatch', 'freematch', 'softmatch', 'adamatch']
+  'method',
+  ['improved_gan', 'fixmatch', 'flexmatch', 'freematch', 'softmatch', 'adamatch', 'dash'],
 )
 def test_sharded_step_equals_one_device_step(method):
   # FixMatch: batch norm must see the global batch (labeled + weak + strong) on every device.
   # FlexMatch: each device's examples land at their own rows of the replicated per-example memory.
   # FlexMatch (τ = 0 in tiny_config): every drawn example gets its pseudo-label.
-  # FreeMatch, SoftMatch, AdaMatch: thresholds, weights and alignment come from statistics of
-  # the global batch.
+  # FreeMatch, SoftMatch, AdaMatch, Dash: thresholds, weights and alignment come from statistics
+  # of the global batch.
   config = tiny_config(method)
   one = helpers.build_small(config)
   eight = helpers.build_small(config, mesh=parallel.make_mesh())

@@ -14,6 +14,8 @@ each method's knobs from its yamls (the same for every dataset and label count):
   yamls only.
 - softmatch: ema_p 0.999, n_sigma 2, uniform alignment, one μ/σ² for all classes.
 - adamatch: p_cutoff 0.95 (relative), ema_p 0.999.
+- dash: γ 1.27, C 1.0001, ρ_min 0.05, T 0.5, a 2,048-step warm-up, ρ updated every 10 epochs
+  of 1,024 steps (ρ_init: see dash.py's deviations).
 - fixmatch, flexmatch: their reference recipes (τ 0.95; FlexMatch's threshold warm-up).
 
 PUBLISHED: USB's re-run (results/classic_cv.csv: best error, 3 seeds) and, where
@@ -32,6 +34,7 @@ USB = {  # results/classic_cv.csv, in COLUMNS order
   'freematch': '4.97±0.09 4.85±0.1 4.14±0.19 3.79±0.03 4.09±0.66 4.31±0.0 49.24±2.16 32.79±0.21 27.17±0.11',
   'softmatch': '5.06±0.02 4.84±0.1 4.27±0.12 2.31±0.0 2.15±0.05 2.08±0.04 49.64±1.46 33.05±0.05 27.26±0.03',
   'adamatch': '5.05±0.04 5.01±0.11 4.29±0.06 2.32±0.17 2.14±0.1 2.04±0.02 47.82±1.48 33.26±0.55 27.53±0.12',
+  'dash': '15.01±3.7 5.13±0.26 4.35±0.09 2.08±0.09 1.97±0.01 2.03±0.03 53.98±2.31 34.47±0.12 27.72±0.13',
 }  # fmt: skip
 PAPER = {  # ../shared/PAPERS.md §1.2, §1.4 (CIFAR-100 columns there are WRN-28-8 runs)
   'fixmatch': dict(zip(COLUMNS, ('13.81±3.37', '5.07±0.65', '4.26±0.05', '3.96±2.17', '2.48±0.38',
@@ -42,6 +45,8 @@ PAPER = {  # ../shared/PAPERS.md §1.2, §1.4 (CIFAR-100 columns there are WRN-2
   'softmatch': {'cifar10,40': '4.91±0.12 [unverified]', 'cifar10,250': '4.82±0.09 [unverified]',
                 'cifar10,4000': '4.04±0.02 [unverified]'},
   'adamatch': {},
+  'dash': {'cifar10,40': '13.22±3.75', 'cifar10,250': '4.56±0.13', 'cifar10,4000': '4.08±0.06',
+           'cifar100,400': '44.76±0.96', 'cifar100,2500': '27.18±0.21'},
 }  # fmt: skip
 PUBLISHED = {
   (method, column): (PAPER[method].get(column, ''), usb)
@@ -54,7 +59,9 @@ KNOBS = {
   'freematch': dict(sat_momentum=0.999, fairness_weight=0.001),
   'softmatch': dict(ema_p=0.999, n_sigma=2.0, dist_uniform=True, per_class=False),
   'adamatch': dict(threshold=0.95, ema_p=0.999),
-}
+  'dash': dict(gamma=1.27, rho_c=1.0001, rho_min=0.05, warmup_steps=2048, rho_update_every=10_240,
+               temperature=0.5),
+}  # fmt: skip
 VARIANTS = tuple(f'{m},{c}' for m, c in PUBLISHED)
 
 

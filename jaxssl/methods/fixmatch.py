@@ -85,8 +85,8 @@ def weak_strong_forward(config, net, params, state, batch, key):
 
 
 class Pseudo(NamedTuple):
-  """What a FixMatch-family method decides from the weak view: the hard pseudo-labels, each
-  one's weight in the unlabeled loss (0/1 for a threshold, in [0, 1] for SoftMatch), updates of
+  """What a FixMatch-family method decides from the weak view: the pseudo-labels (classes, or
+  distributions over them: Dash's soft targets), each one's weight in the unlabeled loss (0/1 for a threshold, in [0, 1] for SoftMatch), updates of
   the method's state, and monitors."""
 
   labels: jax.Array
@@ -125,9 +125,9 @@ def objective(config, pseudo_fn=None, extra_loss=None):
     probs = lambda logits: jax.nn.softmax(jax.lax.stop_gradient(logits))
     pseudo = pseudo_fn(state, probs(logits_w), probs(logits_l), batch, step)
     unsup = jnp.mean(C.cross_entropy(logits_s, pseudo.labels) * pseudo.mask)
-    num_classes = logits_w.shape[-1]
+    hard = pseudo.labels if pseudo.labels.ndim == 1 else jnp.argmax(pseudo.labels, -1)
     monitors = core.monitors(
-      batch, logits_l, jax.nn.one_hot(pseudo.labels, num_classes), pseudo.mask
+      batch, logits_l, jax.nn.one_hot(hard, logits_w.shape[-1]), pseudo.mask
     )
     extra, metrics = extra_loss(pseudo, logits_s) if extra_loss else (0.0, {})
     loss, aux = C.combine(
