@@ -1,0 +1,176 @@
+"""CTAugment against google-research/fixmatch libml/ctaugment.py: its bin-weight update and
+sampling rule transcribed in NumPy, and its PIL ops run on the same images."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from jaxssl.data import ctaugment as cta
+
+CFG = cta.Config(depth=2, threshold=0.8, decay=0.99)
+
+
+class _Official:
+  """libml/ctaugment.CTAugment's rates, rate_to_p and update_rates, verbatim but for names."""
+
+  def __init__(self, depth=2, th=0.8, decay=0.99):
+    self.decay, self.depth, self.th = decay, depth, th
+    self.rates = {op.name: tuple(np.ones(n, 'f') for n in op.bins) for op in cta.OPS}
+
+  def rate_to_p(self, rate):
+    p = rate + (1 - self.decay)
+    p = p / p.max()
+    p[p < self.th] = 0
+    return p
+
+  def update_rates(self, policy, proximity):
+    for k, bins in policy:
+      for p, rate in zip(bins, self.rates[k]):
+        p = int(p * len(rate) * 0.999)
+        rate[p] = rate[p] * self.decay + proximity * (1 - self.decay)
+
+
+def _as_array(official):
+  out = np.ones((len(cta.OPS), cta.MAX_PARAMS, cta.MAX_BINS), np.float32)
+  for i, op in enumerate(cta.OPS):
+    for j, rate in enumerate(official.rates[op.name]):
+      out[i, j, : len(rate)] = rate
+  return out
+
+
+def test_update_rates_and_rate_to_p_match_the_official_code():
+  rng = np.random.default_rng(0)
+  official, rates = _Official(), cta.init_rates()
+  for _ in range(6):  # batches of 8 probes; ops repeat, so bins are hit more than once
+    ops = rng.integers(0, len(cta.OPS), size=(8, 2))
+    ops[0] = [cta.NAMES.index('rescale'), cta.NAMES.index('rescale')]  # two parameters
+    levels = rng.uniform(size=(8, 2, 2))
+    levels[1, 0, 0] = 1.0  # the last bin: int(1 · 17 · 0.999) = 16
+    prox = rng.uniform(size=8)
+    for i in range(8):
+      policy = [(cta.NAMES[k], levels[i, d, : len(cta.OPS[k].bins)]) for d, k in enumerate(ops[i])]
+      official.update_rates(policy, prox[i])
+    rates = cta.update_rates(rates, jnp.asarray(ops), jnp.asarray(levels, jnp.float32),
+                             jnp.asarray(prox, jnp.float32), CFG)  # fmt: skip
+  np.testing.assert_allclose(rates, _as_array(official), rtol=1e-6)
+  assert (np.asarray(rates) != 1).sum() > 40
+  p = np.asarray(cta.rate_to_p(rates, CFG))
+  for i, op in enumerate(cta.OPS):
+    for j, rate in enumerate(official.rates[op.name]):
+      np.testing.assert_allclose(p[i, j, : len(rate)], official.rate_to_p(rate.copy()), rtol=1e-6)
+      assert (p[i, j, len(rate) :] == 0).all()
+
+
+def test_training_magnitudes_come_from_the_bins_above_the_threshold():
+  # Every weight 0 but bin 5 (and rescale's method bin 2): rate_to_p keeps those bins only.
+  rates = jnp.zeros_like(cta.init_rates()).at[:, :, 5].set(1.0).at[:, 1, :].set(0).at[:, 1, 2].set(1)
+  keys = jax.random.split(jax.random.key(0), 500)
+  ops, levels = jax.vmap(lambda k: cta.sample_policy(rates, k, CFG, probe=False))(keys)
+  ops, levels = np.asarray(ops).ravel(), np.asarray(levels).reshape(-1, 2)
+  bins = np.asarray(cta.NUM_BINS)[ops]
+  first = levels[bins[:, 0] > 0, 0] * bins[bins[:, 0] > 0, 0]
+  assert ((first >= 5) & (first < 6)).all()
+  rescale = ops == cta.NAMES.index('rescale')
+  assert rescale.any() and ((levels[rescale, 1] * 6 >= 2) & (levels[rescale, 1] * 6 < 3)).all()
+  assert len(np.unique(ops)) == len(cta.OPS)  # ops uniform over all 19
+  _, probe = jax.vmap(lambda k: cta.sample_policy(rates, k, CFG, probe=True))(keys)
+  assert np.asarray(probe).std() > 0.25  # probes ignore the weights: uniform magnitudes
+
+
+# The official ops (libml/ctaugment.py), for PIL images.
+def _pil_ops():
+  enhance = lambda op: lambda x, v: op(x).enhance(0.1 + 1.9 * v)
+  blend_op = lambda op: lambda x, v: Image.blend(x, op(x), v)
+  blend_filter = lambda f: lambda x, v: Image.blend(x, x.filter(f), v)
+
+  def rescale(x, scale, method):
+    s = x.size
+    scale *= 0.25
+    crop = (scale * s[0], scale * s[1], s[0] * (1 - scale), s[1] * (1 - scale))
+    methods = (Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX, Image.HAMMING, Image.NEAREST)
+    return x.crop(crop).resize(x.size, methods[int(method * 5.99)])
+
+  return {
+    'autocontrast': blend_op(ImageOps.autocontrast),
+    'blur': blend_filter(ImageFilter.BLUR),
+    'brightness': enhance(ImageEnhance.Brightness),
+    'color': enhance(ImageEnhance.Color),
+    'contrast': enhance(ImageEnhance.Contrast),
+    'equalize': blend_op(ImageOps.equalize),
+    'invert': blend_op(ImageOps.invert),
+    'posterize': lambda x, v: ImageOps.posterize(x, 1 + int(v * 7.999)),
+    'rescale': rescale,
+    'rotate': lambda x, v: x.rotate(int(np.round((2 * v - 1) * 45))),
+    'sharpness': enhance(ImageEnhance.Sharpness),
+    'shear_x': lambda x, v: x.transform(x.size, Image.AFFINE, (1, (2 * v - 1) * 0.3, 0, 0, 1, 0)),
+    'shear_y': lambda x, v: x.transform(x.size, Image.AFFINE, (1, 0, 0, (2 * v - 1) * 0.3, 1, 0)),
+    'smooth': blend_filter(ImageFilter.SMOOTH),
+    'solarize': lambda x, v: ImageOps.solarize(x, int(v * 255.999)),
+    'translate_x': lambda x, v: x.transform(x.size, Image.AFFINE, (1, 0, (2 * v - 1) * 0.3, 0, 1, 0)),
+    'translate_y': lambda x, v: x.transform(x.size, Image.AFFINE, (1, 0, 0, 0, 1, (2 * v - 1) * 0.3)),
+  }  # fmt: skip
+
+
+def _image():
+  """A 32x32 RGB image with edges and smooth regions, not using the full range."""
+  yy, xx = np.mgrid[:32, :32]
+  rng = np.random.default_rng(3)
+  img = np.stack([40 + 4 * xx, 60 + 3 * yy, 100 + 60 * ((xx // 8 + yy // 8) % 2)], -1)
+  return np.clip(img + rng.integers(-10, 10, img.shape), 0, 255).astype(np.uint8)
+
+
+# (level(s), tolerance on |ours − PIL| in 1/255 units, fraction of pixels allowed beyond it)
+CASES = {
+  'autocontrast': ((0.7,), 2, 0.0),
+  'blur': ((0.6,), 2, 0.0),
+  'brightness': ((0.3,), 2, 0.0),
+  'color': ((0.8,), 2, 0.0),
+  'contrast': ((0.2,), 2, 0.0),
+  'equalize': ((0.9,), 2, 0.0),
+  'invert': ((0.4,), 2, 0.0),
+  'posterize': ((0.35,), 0, 0.0),
+  'rescale': ((0.8, 0.4), 3, 0.02),
+  'rotate': ((0.8,), 0, 0.03),  # nearest neighbour: ties at pixel edges may round differently
+  'sharpness': ((0.9,), 2, 0.0),
+  'shear_x': ((0.9,), 0, 0.03),
+  'shear_y': ((0.1,), 0, 0.03),
+  'smooth': ((0.5,), 2, 0.0),
+  'solarize': ((0.6,), 0, 0.0),
+  'translate_x': ((0.95,), 0, 0.0),  # 0.27 px: PIL's nearest sampling leaves the image as is
+  'translate_y': ((0.05,), 0, 0.0),
+}
+
+
+@pytest.mark.parametrize('name', sorted(CASES))
+def test_op_matches_the_official_pil_op(name):
+  levels, tol, beyond = CASES[name]
+  img = _image()
+  ref = np.asarray(_pil_ops()[name](Image.fromarray(img), *levels)).astype(np.float64)
+  op = cta.NAMES.index(name)
+  padded = jnp.asarray((list(levels) + [0.0])[:2], jnp.float32)
+  ours = cta._apply_op(jnp.asarray(img / 255.0, jnp.float32), op, padded, jax.random.key(0))
+  diff = np.abs(np.asarray(ours) * 255 - ref)
+  assert np.mean(diff > tol + 0.51) <= beyond, (name, diff.max(), np.mean(diff > tol + 0.51))
+  assert np.mean(diff) < 1.5, (name, diff.mean())
+
+
+def test_cutout_square_and_fill():
+  x = jnp.zeros((32, 32, 3))
+  out = np.asarray(cta.cutout(x, 1.0, 0.0, jax.random.key(1)))
+  filled = out[..., 0] > 0
+  rows, cols = np.nonzero(filled)
+  # level 1: size 1 + int(32 · 0.499) = 16, a 16x16 square clipped at the border
+  assert rows.max() - rows.min() + 1 <= 16 and cols.max() - cols.min() + 1 <= 16
+  assert filled.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+  np.testing.assert_allclose(out[filled], 127 / 255)
+
+
+def test_augment_batch_keeps_range_and_uses_the_policy():
+  images = jnp.asarray(np.stack([_image()] * 4) / 255.0, jnp.float32)
+  out, ops, levels = cta.augment_batch(images, cta.init_rates(), jax.random.key(2), CFG,
+                                       probe=False, cutout_level=1.0)  # fmt: skip
+  assert out.shape == images.shape and ops.shape == (4, 2) and levels.shape == (4, 2, 2)
+  assert float(out.min()) >= 0 and float(out.max()) <= 1
+  assert not np.allclose(out, images)
