@@ -84,7 +84,9 @@ def _shaped_like(name: str, n: int = 1000) -> datasets.Dataset:
 def _lower_reference_step(name: str, method: str = 'fixmatch'):
   variant = next(v for v in fixmatch_reference.VARIANTS if v.startswith(f'{name},'))
   config = fixmatch_reference.get_config(variant)
-  if method != 'fixmatch':
+  if method == 'fixmatch+cta':
+    config = fixmatch_reference.get_config(f'{variant},cta')
+  elif method != 'fixmatch':
     config = usb_reference.get_config(f'{method},{variant}')
   run = build(config, dataset=_shaped_like(config.dataset))  # every device: the sharded step
   batch = {
@@ -102,7 +104,7 @@ def test_reference_step_lowers_from_shapes(name):
   assert 'stablehlo.convolution' in text
 
 
-@pytest.mark.parametrize('method', ['freematch', 'softmatch', 'adamatch', 'dash'])
+@pytest.mark.parametrize('method', ['freematch', 'softmatch', 'adamatch', 'dash', 'fixmatch+cta'])
 def test_newer_methods_reference_step_lowers_from_shapes(method):
   assert 'stablehlo.convolution' in _lower_reference_step('cifar10', method).as_text()
 

@@ -65,7 +65,9 @@ def test_update_rates_and_rate_to_p_match_the_official_code():
 
 def test_training_magnitudes_come_from_the_bins_above_the_threshold():
   # Every weight 0 but bin 5 (and rescale's method bin 2): rate_to_p keeps those bins only.
-  rates = jnp.zeros_like(cta.init_rates()).at[:, :, 5].set(1.0).at[:, 1, :].set(0).at[:, 1, 2].set(1)
+  rates = (
+    jnp.zeros_like(cta.init_rates()).at[:, :, 5].set(1.0).at[:, 1, :].set(0).at[:, 1, 2].set(1)
+  )
   keys = jax.random.split(jax.random.key(0), 500)
   ops, levels = jax.vmap(lambda k: cta.sample_policy(rates, k, CFG, probe=False))(keys)
   ops, levels = np.asarray(ops).ravel(), np.asarray(levels).reshape(-1, 2)
@@ -84,12 +86,24 @@ def _pil_ops():
   enhance = lambda op: lambda x, v: op(x).enhance(0.1 + 1.9 * v)
   blend_op = lambda op: lambda x, v: Image.blend(x, op(x), v)
   blend_filter = lambda f: lambda x, v: Image.blend(x, x.filter(f), v)
+  affine = lambda *coefficients: (
+    lambda x, v: x.transform(
+      x.size, Image.AFFINE, tuple(c if c is not None else (2 * v - 1) * 0.3 for c in coefficients)
+    )
+  )
 
   def rescale(x, scale, method):
     s = x.size
     scale *= 0.25
     crop = (scale * s[0], scale * s[1], s[0] * (1 - scale), s[1] * (1 - scale))
-    methods = (Image.LANCZOS, Image.BICUBIC, Image.BILINEAR, Image.BOX, Image.HAMMING, Image.NEAREST)
+    methods = (
+      Image.LANCZOS,
+      Image.BICUBIC,
+      Image.BILINEAR,
+      Image.BOX,
+      Image.HAMMING,
+      Image.NEAREST,
+    )
     return x.crop(crop).resize(x.size, methods[int(method * 5.99)])
 
   return {
@@ -104,12 +118,12 @@ def _pil_ops():
     'rescale': rescale,
     'rotate': lambda x, v: x.rotate(int(np.round((2 * v - 1) * 45))),
     'sharpness': enhance(ImageEnhance.Sharpness),
-    'shear_x': lambda x, v: x.transform(x.size, Image.AFFINE, (1, (2 * v - 1) * 0.3, 0, 0, 1, 0)),
-    'shear_y': lambda x, v: x.transform(x.size, Image.AFFINE, (1, 0, 0, (2 * v - 1) * 0.3, 1, 0)),
+    'shear_x': affine(1, None, 0, 0, 1, 0),  # None: (2v − 1)·0.3
+    'shear_y': affine(1, 0, 0, None, 1, 0),
     'smooth': blend_filter(ImageFilter.SMOOTH),
     'solarize': lambda x, v: ImageOps.solarize(x, int(v * 255.999)),
-    'translate_x': lambda x, v: x.transform(x.size, Image.AFFINE, (1, 0, (2 * v - 1) * 0.3, 0, 1, 0)),
-    'translate_y': lambda x, v: x.transform(x.size, Image.AFFINE, (1, 0, 0, 0, 1, (2 * v - 1) * 0.3)),
+    'translate_x': affine(1, 0, None, 0, 1, 0),
+    'translate_y': affine(1, 0, 0, 0, 1, None),
   }  # fmt: skip
 
 
@@ -174,3 +188,22 @@ def test_augment_batch_keeps_range_and_uses_the_policy():
   assert out.shape == images.shape and ops.shape == (4, 2) and levels.shape == (4, 2, 2)
   assert float(out.min()) >= 0 and float(out.max()) <= 1
   assert not np.allclose(out, images)
+
+
+def test_fixmatch_step_learns_the_probed_bins_only():
+  # One FixMatch step with CTAugment: the bins its probes drew move (towards proximities in
+  # [0, 1]), every other bin keeps its weight of 1; RandAugment runs carry no such state.
+  from tests import helpers
+
+  run = helpers.build_small(helpers.tiny_config('fixmatch', strong_augment='ctaugment'))
+  state, metrics = run.train_step(run.init(), next(run.pipeline.iterate(0, 1)))
+  rates = np.asarray(state['method']['cta_rates'])
+  moved = rates != 1
+  batch = run.config.batch_size
+  # At most batch · depth · 2 bins moved, at least one per probe that drew a parametrised op.
+  assert 0 < moved.sum() <= batch * 2 * 2
+  # A bin drawn k times in the step ends in [0.99^k, 1]: each draw keeps 0.99 of its weight.
+  assert rates.min() >= 0.99 ** (batch * 2) - 1e-6 and rates.max() <= 1
+  assert 0 <= float(metrics['monitor/cta_probe_proximity']) <= 1
+  plain = helpers.build_small(helpers.tiny_config('fixmatch'))
+  assert 'cta_rates' not in plain.init()['method']

@@ -77,7 +77,9 @@ def test_separate_generator_batch_feeds_feature_matching_the_second_half():
   # The paper code trains D on trainx_unl and matches G's features on trainx_unl2: with
   # generator_batch=separate, D's step sees only the first half of the unlabeled batch (so it
   # equals the shared step on that half) and G's step sees only the second.
-  sep = helpers.build_small(helpers.tiny_config('improved_gan', generator_batch='separate', uratio=2))
+  sep = helpers.build_small(
+    helpers.tiny_config('improved_gan', generator_batch='separate', uratio=2)
+  )
   shared = helpers.build_small(helpers.tiny_config('improved_gan'))
   batch = jax.device_get(next(sep.pipeline.iterate(0, 1)))
   half = len(batch['x_u']) // 2

@@ -13,11 +13,12 @@ and the whole table (every method, label count and seed, resumable) is
 are cut to the smallest), the ceiling of the network:
   jaxssl train --config=experiments/configs/mnist_ssl.py:supervised,all,10000 \
     --config.batch_size=128 --workdir=runs/ceiling
-Methods: supervised, pseudo_label, pi_model, mean_teacher, vat,
-mixmatch, uda, fixmatch, flexmatch, freematch, softmatch, adamatch, dash, and fixmatch_da: FixMatch with distribution alignment
-(ReMixMatch, Berthelot et al. 2020), an option of fixmatch.py (`--config.dist_align=True`) that
-is off in FixMatch's recipe and has its own row here because with one label per class plain
-FixMatch locks onto a few classes. The seed draws the labeled split, the init and every step.
+Methods: supervised, pseudo_label, pi_model, mean_teacher, vat, mixmatch, uda, fixmatch,
+flexmatch, freematch, softmatch, adamatch, dash, and fixmatch_da: FixMatch with distribution
+alignment (ReMixMatch, Berthelot et al. 2020), an option of fixmatch.py
+(`--config.dist_align=True`) that is off in FixMatch's recipe and has its own row here because
+with one label per class plain FixMatch locks onto a few classes. The seed draws the labeled
+split, the init and every step.
 
 Each method keeps its published recipe (the defaults in its file: thresholds, λu, sharpening,
 MixUp, optimizer), except for what makes it fit a CPU and digits, the same for all:

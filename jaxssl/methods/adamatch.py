@@ -17,7 +17,6 @@ with 0.5 − cos(min(π, 2πt/T))/2) and the labeled batch's predictions come fr
 import jax.numpy as jnp
 
 from jaxssl.methods import DataSpec, Method, fixmatch
-from jaxssl.methods import _classifier as C
 
 
 def defaults() -> dict:
@@ -50,10 +49,6 @@ def pseudo_labels(config):
 
 
 def make(config, data: DataSpec) -> Method:
-  return C.make(
-    config,
-    data,
-    fixmatch.objective(config, pseudo_labels(config)),
-    unlabeled_views=('weak', 'strong'),
-    init_extra=lambda: init_state(data.num_classes),
+  return fixmatch.make_family(
+    config, data, pseudo_labels(config), init_extra=lambda: init_state(data.num_classes)
   )

@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxssl.methods import DataSpec, Method, fixmatch
-from jaxssl.methods import _classifier as C
 
 
 def defaults() -> dict:
@@ -69,10 +68,4 @@ def pseudo_labels(config):
 
 
 def make(config, data: DataSpec) -> Method:
-  return C.make(
-    config,
-    data,
-    fixmatch.objective(config, pseudo_labels(config)),
-    unlabeled_views=('weak', 'strong'),
-    init_extra=init_state,
-  )
+  return fixmatch.make_family(config, data, pseudo_labels(config), init_extra=init_state)

@@ -12,6 +12,13 @@ pseudo-label and the threshold are taken, where p_model is a running average (bi
 USB's DistAlignEMAHook) of the model's mean unlabeled prediction and p_target is uniform (the
 labeled splits are class-balanced). It keeps the pseudo-labels from collapsing onto a few classes
 when the first classifier is poor, as it is with one label per class.
+
+`strong_augment='ctaugment'` replaces RandAugment by CTAugment (the FixMatch paper's other
+recipe; jaxssl/data/ctaugment.py) for every method of the family: its bin weights live in the
+method state, and each step also classifies a probe view of the labeled batch with the evaluated
+(EMA) model in inference mode, as the official code's classify_op, to update them. The official
+code runs that probe in the same session call as the update; here it uses the EMA before the
+step's update.
 """
 
 from typing import NamedTuple
@@ -20,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxssl import core
+from jaxssl.data import ctaugment
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
 
@@ -32,7 +40,24 @@ def defaults() -> dict:
     cutout_size=0.5,  # side as a fraction of the image: 16x16 at 32x32
     dist_align=False,  # distribution alignment of the weak view's probabilities (ReMixMatch)
     dist_align_momentum=0.999,  # of the running mean prediction p_model
+    strong_augment='randaugment',  # randaugment | ctaugment (+ Cutout either way)
+    cta_depth=2,  # CTAugment: ops per view (official adepth)
+    cta_threshold=0.8,  # bins whose normalised weight is below it are not drawn (ath)
+    cta_decay=0.99,  # of the bin weights (adecay)
   )
+
+
+STRONG = ('randaugment', 'ctaugment')
+
+
+def _cta(config) -> ctaugment.Config:
+  return ctaugment.Config(config.cta_depth, config.cta_threshold, config.cta_decay)
+
+
+def augment_state(config) -> dict:
+  """The strong augmentation's state: CTAugment's bin weights, or nothing."""
+  C.choice(config, 'strong_augment', STRONG)
+  return {'cta_rates': ctaugment.init_rates()} if config.strong_augment == 'ctaugment' else {}
 
 
 def init_state(data: DataSpec) -> dict:
@@ -67,27 +92,50 @@ def confidence_mask(state, probs_w, batch, config):
   return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}, {}
 
 
-def weak_strong_forward(config, net, params, state, batch, key):
-  """One forward over the labeled batch and a weak and a strong view of the unlabeled one:
-  ((logits_l, logits_weak, logits_strong), batch-norm statistics)."""
+def views(config, state, batch, key):
+  """(labeled, weak, strong) views; the strong one is RandAugment's or CTAugment's, + Cutout."""
   k_l, k_w, k_s = jax.random.split(key, 3)
   x_l = C.labeled_images(config, batch, k_l)
   u_w = C.weak(config, batch['x_u'], k_w)
-  u_s = C.strong(
-    config,
-    batch['x_u'],
-    k_s,
-    num_ops=config.randaugment_ops,
-    op_prob=config.op_prob,
-    cutout_size=config.cutout_size,
-  )
-  return C.forward_all(net, params, state, (x_l, u_w, u_s))
+  if getattr(config, 'strong_augment', 'randaugment') == 'ctaugment':
+    k_weak, k_cta = jax.random.split(k_s)
+    u_s = ctaugment.augment_batch(
+      C.weak(config, batch['x_u'], k_weak), state['cta_rates'], k_cta, _cta(config),
+      probe=False, cutout_level=1.0,
+    )[0]  # fmt: skip
+  else:
+    u_s = C.strong(
+      config,
+      batch['x_u'],
+      k_s,
+      num_ops=config.randaugment_ops,
+      op_prob=config.op_prob,
+      cutout_size=config.cutout_size,
+    )
+  return x_l, u_w, u_s
+
+
+def weak_strong_forward(config, net, params, state, batch, key):
+  """One forward over the labeled batch and a weak and a strong view of the unlabeled one:
+  ((logits_l, logits_weak, logits_strong), batch-norm statistics)."""
+  return C.forward_all(net, params, state, views(config, state, batch, key))
+
+
+def probe_update(config, net, state, x_l, y_l, key) -> dict:
+  """CTAugment's learning step: classify a probe view of each labeled image with the evaluated
+  model and move the probed bins towards 1 − ½‖p − onehot(y)‖₁."""
+  cfg = _cta(config)
+  probe, ops, levels = ctaugment.augment_batch(x_l, state['cta_rates'], key, cfg, probe=True)
+  logits = net(state['avg'], state['rest'], probe, train=False)[0]
+  prox = ctaugment.proximity(jax.nn.softmax(jax.lax.stop_gradient(logits)), y_l)
+  rates = ctaugment.update_rates(state['cta_rates'], ops, levels, prox, cfg)
+  return {'cta_rates': rates}, {'monitor/cta_probe_proximity': prox.mean()}
 
 
 class Pseudo(NamedTuple):
   """What a FixMatch-family method decides from the weak view: the pseudo-labels (classes, or
-  distributions over them: Dash's soft targets), each one's weight in the unlabeled loss (0/1 for a threshold, in [0, 1] for SoftMatch), updates of
-  the method's state, and monitors."""
+  distributions over them: Dash's soft targets), each one's weight in the unlabeled loss (0/1
+  for a threshold, in [0, 1] for SoftMatch), updates of the method's state, and monitors."""
 
   labels: jax.Array
   mask: jax.Array
@@ -118,31 +166,39 @@ def objective(config, pseudo_fn=None, extra_loss=None):
   pseudo_fn = pseudo_fn or thresholded(config)
 
   def fn(net, params, state, batch, key, step):
-    (logits_l, logits_w, logits_s), rest = weak_strong_forward(
-      config, net, params, state, batch, key
-    )
+    x_l, u_w, u_s = views(config, state, batch, key)
+    (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     probs = lambda logits: jax.nn.softmax(jax.lax.stop_gradient(logits))
     pseudo = pseudo_fn(state, probs(logits_w), probs(logits_l), batch, step)
     unsup = jnp.mean(C.cross_entropy(logits_s, pseudo.labels) * pseudo.mask)
     hard = pseudo.labels if pseudo.labels.ndim == 1 else jnp.argmax(pseudo.labels, -1)
-    monitors = core.monitors(
-      batch, logits_l, jax.nn.one_hot(hard, logits_w.shape[-1]), pseudo.mask
-    )
+    monitors = core.monitors(batch, logits_l, jax.nn.one_hot(hard, logits_w.shape[-1]), pseudo.mask)
+    updates = dict(pseudo.updates)
+    if 'cta_rates' in state:
+      k_probe = jax.random.fold_in(key, 1)  # the views' keys stay those of RandAugment runs
+      more, cta_monitors = probe_update(config, net, state, x_l, batch['y_l'], k_probe)
+      updates |= more
+      monitors |= cta_monitors
     extra, metrics = extra_loss(pseudo, logits_s) if extra_loss else (0.0, {})
-    loss, aux = C.combine(
-      rest, sup, unsup, config.lambda_u, monitors | pseudo.monitors, **metrics
-    )
-    return loss + extra, aux._replace(updates=pseudo.updates)
+    loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors | pseudo.monitors, **metrics)
+    return loss + extra, aux._replace(updates=updates)
 
   return fn
 
 
-def make(config, data: DataSpec) -> Method:
+def make_family(config, data: DataSpec, pseudo_fn=None, extra_loss=None, init_extra=dict):
+  """A FixMatch-family method: the objective above with its pseudo-label hook, its own state
+  (`init_extra`) and the strong augmentation's."""
+  augment = augment_state(config)  # checks strong_augment before any compute
   return C.make(
     config,
     data,
-    objective(config),
+    objective(config, pseudo_fn, extra_loss),
     unlabeled_views=('weak', 'strong'),
-    init_extra=lambda: init_state(data),
+    init_extra=lambda: init_extra() | augment,
   )
+
+
+def make(config, data: DataSpec) -> Method:
+  return make_family(config, data, init_extra=lambda: init_state(data))

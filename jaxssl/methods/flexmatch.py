@@ -67,11 +67,10 @@ def make(config, data: DataSpec) -> Method:
     )
     return mask, {'selected': selected}, threshold_monitors(thresholds)
 
-  return C.make(
+  return fixmatch.make_family(
     config,
     data,
-    fixmatch.objective(config, fixmatch.thresholded(config, mask_fn)),
-    unlabeled_views=('weak', 'strong'),
+    fixmatch.thresholded(config, mask_fn),
     init_extra=lambda: (
       fixmatch.init_state(data) | {'selected': jnp.full(data.num_unlabeled, NEVER_DRAWN, jnp.int32)}
     ),

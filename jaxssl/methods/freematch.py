@@ -102,10 +102,10 @@ def fairness(config):
 
 def make(config, data: DataSpec) -> Method:
   C.choice(config, 'sat_init', SAT_INITS)
-  return C.make(
+  return fixmatch.make_family(
     config,
     data,
-    fixmatch.objective(config, pseudo_labels(config), fairness(config)),
-    unlabeled_views=('weak', 'strong'),
+    pseudo_labels(config),
+    fairness(config),
     init_extra=lambda: init_state(data.num_classes, config.sat_init),
   )

@@ -82,9 +82,7 @@ def make(config, data: DataSpec) -> Method:
       f'generator_loss must be feature_matching or minimax, got {config.generator_loss!r}'
     )
   if config.generator_batch not in ('shared', 'separate'):
-    raise UserError(
-      f'generator_batch must be shared or separate, got {config.generator_batch!r}'
-    )
+    raise UserError(f'generator_batch must be shared or separate, got {config.generator_batch!r}')
   if config.generator_batch == 'separate' and config.uratio % 2:
     raise UserError(
       f'generator_batch=separate splits the unlabeled batch in two halves: uratio must be even, '
@@ -151,9 +149,7 @@ def make(config, data: DataSpec) -> Method:
       'loss/sup': sup,
       'loss/unsup': unsup,
       'loss/g': loss_g,
-      **core.monitors(
-        dict(batch, y_u=batch['y_u'][:n_u]), logits_l, logits_u, lr=lr, step=step
-      ),
+      **core.monitors(dict(batch, y_u=batch['y_u'][:n_u]), logits_l, logits_u, lr=lr, step=step),
       'monitor/d_real': jnp.mean(jax.nn.sigmoid(lse_u)),
       'monitor/d_fake': jnp.mean(jax.nn.sigmoid(lse_f)),
     }

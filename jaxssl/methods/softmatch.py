@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxssl.methods import DataSpec, Method, fixmatch
-from jaxssl.methods import _classifier as C
 
 
 def defaults() -> dict:
@@ -87,10 +86,9 @@ def pseudo_labels(config):
 
 
 def make(config, data: DataSpec) -> Method:
-  return C.make(
+  return fixmatch.make_family(
     config,
     data,
-    fixmatch.objective(config, pseudo_labels(config)),
-    unlabeled_views=('weak', 'strong'),
+    pseudo_labels(config),
     init_extra=lambda: init_state(data.num_classes, config.per_class),
   )
