@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from jaxssl.errors import UserError
+from jaxssl.errors import Preempted, UserError
 
 COMMANDS = {  # command -> (usage, its flags)
   'train': (
@@ -195,6 +195,9 @@ def main(argv=None) -> None:
   except (UserError, flags.Error) as e:
     print(f'jaxssl: error: {_one_line(e)}', file=sys.stderr)
     sys.exit(1)
+  except Preempted as e:
+    print(f'jaxssl: {e}', file=sys.stderr)
+    sys.exit(Preempted.EXIT_CODE)
   except KeyboardInterrupt:
     print('jaxssl: interrupted; resume by running the same command again', file=sys.stderr)
     sys.exit(130)

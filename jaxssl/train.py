@@ -2,8 +2,11 @@
 
 import contextlib
 import dataclasses
+import errno
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +23,7 @@ from jaxssl import methods, parallel
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, eval_batches
-from jaxssl.errors import UserError
+from jaxssl.errors import Preempted, UserError
 from jaxssl.metrics import create_writer, image_grid
 
 
@@ -123,6 +126,56 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   )
 
 
+class _StopSignal:
+  """SIGTERM/SIGINT set a flag the loop reads after each step, so a preempted run finishes its
+  step and checkpoints it; a second signal acts at once (the handlers before are restored)."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.name = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    self.name = signal.Signals(signum).name
+    self.restore()
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread
+      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+    return self
+
+  def restore(self):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+    self._previous = {}
+
+  def __exit__(self, *exc):
+    self.restore()
+
+  def agreed(self, at_log_step: bool) -> bool:
+    """Whether to stop now. Processes agree at log steps only (one small collective there), so
+    every process checkpoints the same step."""
+    if jax.process_count() == 1:
+      return self.name is not None
+    if not at_log_step:
+      return False
+    from jax.experimental import multihost_utils
+
+    flags = multihost_utils.process_allgather(np.array(self.name is not None))
+    return bool(np.any(flags))
+
+
+def _workdir_error(workdir: Path, e: OSError) -> UserError:
+  if isinstance(e, FileExistsError) or (workdir.exists() and not workdir.is_dir()):
+    return UserError(f'--workdir {workdir} is a file, not a directory')
+  if isinstance(e, PermissionError):
+    return UserError(f'--workdir {workdir} is not writable ({e.strerror})')
+  if e.errno == errno.ENOSPC:
+    return UserError(f'no space left on the device of --workdir {workdir}')
+  return UserError(f'--workdir {workdir}: {e.strerror or e}')
+
+
 def _check_workdir(workdir: Path, config) -> None:
   """A workdir holds one run: resuming it with a config that computes something else is an error."""
   path = workdir / 'config.json'
@@ -140,10 +193,15 @@ def _check_workdir(workdir: Path, config) -> None:
       )
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_text(path: Path, text: str) -> None:
+  """Written whole or not at all: a full disk leaves the old file."""
   tmp = path.with_suffix('.tmp')
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=list) + '\n')
+  tmp.write_text(text)
   tmp.replace(path)
+
+
+def _write_json(path: Path, obj) -> None:
+  _write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=list) + '\n')
 
 
 def _is_main() -> bool:
@@ -207,9 +265,10 @@ def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
   return row
 
 
-def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock):
+def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: _StopSignal):
   """Steps from the state's step to num_steps, logging, evaluating and checkpointing on the way;
-  returns (state, the last logged row)."""
+  returns (state, the last logged row). On a stop signal: checkpoints the last finished step and
+  raises Preempted."""
   config, start = run.config, int(state['step'])
   progress = periodic_actions.ReportProgress(
     num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every, every_secs=None
@@ -244,7 +303,9 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock):
       progress(s)
       last = s == config.num_steps
       do_log, do_eval = s % config.log_every == 0 or last, s % config.eval_every == 0 or last
-      do_ckpt = s % config.checkpoint_every == 0 or last
+      stopping = stop.agreed(do_log) and not last
+      do_ckpt = s % config.checkpoint_every == 0 or last or stopping
+      do_log = do_log or stopping
       if not (do_log or do_eval or do_ckpt):
         continue
       # Counted as training time: on an asynchronous device this fetch waits for queued steps.
@@ -265,6 +326,9 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock):
           ckpts.save(
             s, state, {'step': s, 'data': run.pipeline.position(s), 'wall_seconds': clock.wall()}
           )
+      if stopping:
+        ckpts.wait()
+        raise Preempted(s, stop.name or 'a stop signal on another process', ckpts.directory)
     ckpts.wait()
   finally:
     bar.close()
@@ -307,20 +371,29 @@ def train_and_evaluate(
   t0 = time.time()
   config = config_lib.resolve(config)
   workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  _check_workdir(workdir, config)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir(workdir, config)
+    if _is_main():  # before any compute: an unwritable workdir fails here, in a second
+      _write_text(workdir / 'config.json', config_lib.to_json(config) + '\n')
+  except OSError as e:
+    raise _workdir_error(workdir, e) from None
   run = build(config, mesh, dataset)
   ckpts = Checkpoints(workdir, config.keep_checkpoints)
   state, meta = _resume(run, ckpts)
-  if _is_main():
-    (workdir / 'config.json').write_text(config_lib.to_json(config) + '\n')
   clock = _Clock(wall_before=meta['wall_seconds'], start=t0)
   writer = create_writer(str(workdir), int(state['step']), _is_main())
   try:
     if int(state['step']) < config.num_steps:
-      state, final = _loop(run, state, ckpts, writer, clock)
+      with _StopSignal() as stop:
+        state, final = _loop(run, state, ckpts, writer, clock, stop)
     else:  # already finished: evaluate the last checkpoint again
       final = run.evaluate(state)
+  except OSError as e:  # a checkpoint or log write: the checkpoints before it are complete
+    raise UserError(
+      f'{_workdir_error(workdir, e)} while writing the run; the last complete checkpoint '
+      f'(step {ckpts.latest_step()}) is kept: free space and run the same command to resume'
+    ) from None
   finally:
     ckpts.close()
     writer.close()
