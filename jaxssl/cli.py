@@ -7,21 +7,28 @@ import sys
 
 from jaxssl.errors import Preempted, UserError
 
+MULTIPROCESS = (
+  'distributed',
+  'coordinator_address',
+  'num_processes',
+  'process_id',
+  'distributed_timeout',
+)
 COMMANDS = {  # command -> (usage, its flags)
   'train': (
     'jaxssl train --config=CONFIG.py[:ARG] --workdir=DIR [--config.KEY=VALUE ...]\n'
     '  Trains into DIR, resuming from its latest checkpoint; writes results.json.',
-    ('config', 'workdir', 'distributed'),
+    ('config', 'workdir', *MULTIPROCESS),
   ),
   'eval': (
     'jaxssl eval --workdir=DIR\n  Test error of the latest checkpoint in DIR (writes eval.json).',
-    ('workdir', 'distributed'),
+    ('workdir', *MULTIPROCESS),
   ),
   'bench': (
     'jaxssl bench --config=CONFIG.py[:ARG] [--steps=N] [--warmup=N] [--data=synthetic|real] '
     '[--out=FILE] [--config.KEY=VALUE ...]\n'
     '  Compile time, step time, images/s and memory of the compiled train step.',
-    ('config', 'steps', 'warmup', 'data', 'out', 'distributed'),
+    ('config', 'steps', 'warmup', 'data', 'out', *MULTIPROCESS),
   ),
   'methods': ('jaxssl methods\n  The methods, each with its paper.', ()),
   'config': (
@@ -51,7 +58,28 @@ def _define(fv, argv):
   flags.DEFINE_enum('data', 'synthetic', ['synthetic', 'real'], 'Input to time.', flag_values=fv)
   flags.DEFINE_string('out', None, 'JSON output path.', flag_values=fv)
   flags.DEFINE_bool(
-    'distributed', False, 'Multi-host: call jax.distributed.initialize() first.', flag_values=fv
+    'distributed',
+    False,
+    "Multi-process with JAX's cluster auto-detection (SLURM, Open MPI, TPU, Kubernetes).",
+    flag_values=fv,
+  )
+  flags.DEFINE_string(
+    'coordinator_address',
+    None,
+    'Multi-process: HOST:PORT of process 0 (default $JAX_COORDINATOR_ADDRESS).',
+    flag_values=fv,
+  )
+  flags.DEFINE_integer(
+    'num_processes', None, 'Multi-process: how many (default $JAX_NUM_PROCESSES).', flag_values=fv
+  )
+  flags.DEFINE_integer(
+    'process_id', None, "Multi-process: this one's index (default $JAX_PROCESS_ID).", flag_values=fv
+  )
+  flags.DEFINE_integer(
+    'distributed_timeout',
+    300,
+    'Seconds to wait for every process to reach the coordinator.',
+    flag_values=fv,
   )
 
 
@@ -139,10 +167,7 @@ def _run(command: str, fv) -> None:
   if command == 'config':
     print(config_table(fv.config))
     return
-  import jax
-
-  if fv.distributed:
-    jax.distributed.initialize()
+  _initialize_processes(fv)
   from jaxssl import bench, train
 
   if command in ('train', 'eval') and not fv.workdir:
@@ -162,6 +187,79 @@ def _run(command: str, fv) -> None:
     out = fv.out or f'bench_{result["method"]}_{result["dataset"]}_{result["data"]}.json'
     bench.write(result, out)
     print(f'wrote {out}')
+
+
+def _process_spec(fv) -> tuple[str, int, int] | None:
+  """(coordinator, num_processes, process_id) from the flags, else the JAX_* environment;
+  None for a single process or cluster auto-detection."""
+  env = {
+    'coordinator_address': os.environ.get('JAX_COORDINATOR_ADDRESS'),
+    'num_processes': os.environ.get('JAX_NUM_PROCESSES'),
+    'process_id': os.environ.get('JAX_PROCESS_ID'),
+  }
+  values = {k: fv[k].value if fv[k].value is not None else v for k, v in env.items()}
+  given = [k for k, v in values.items() if v is not None]
+  if not given:
+    return None
+  if len(given) < 3:
+    missing = sorted(set(values) - set(given))
+    raise UserError(
+      f'multi-process needs --coordinator_address, --num_processes and --process_id (or their '
+      f'JAX_* variables); missing {", ".join("--" + m for m in missing)}'
+    )
+  address = values['coordinator_address']
+  host, _, port = address.rpartition(':')
+  if not host or not port.isdigit():
+    raise UserError(f'--coordinator_address must be HOST:PORT, got {address!r}')
+  try:
+    n, i = int(values['num_processes']), int(values['process_id'])
+  except ValueError:
+    raise UserError('--num_processes and --process_id must be integers') from None
+  if n < 1 or not 0 <= i < n:
+    raise UserError(f'--process_id={i} is out of range for --num_processes={n} (0..{n - 1})')
+  return address, n, i
+
+
+def _wait_for_coordinator(spec, timeout: float) -> None:
+  import socket
+  import time
+
+  address, n, i = spec
+  host, _, port = address.rpartition(':')
+  deadline = time.monotonic() + timeout
+  while True:
+    try:
+      socket.create_connection((host, int(port)), timeout=1).close()
+      return
+    except OSError as e:
+      if time.monotonic() >= deadline:
+        raise UserError(
+          f'multi-process start failed: could not reach the coordinator at {address} (process '
+          f'{i} of {n}) within {timeout} s ({e.strerror or e}); start process 0 there first'
+        ) from None
+      time.sleep(0.2)
+
+
+def _initialize_processes(fv) -> None:
+  spec = _process_spec(fv)
+  if spec is None and not fv.distributed:
+    return
+  import jax
+
+  if spec is not None and spec[1] == 1:
+    return
+  if jax.config.jax_platforms in (None, '', 'cpu'):  # CPU processes talk through gloo
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  kwargs = dict(initialization_timeout=fv.distributed_timeout)
+  if spec is not None:
+    kwargs |= dict(coordinator_address=spec[0], num_processes=spec[1], process_id=spec[2])
+    if spec[2] != 0:  # JAX aborts the process (no exception) when it cannot register in time
+      _wait_for_coordinator(spec, fv.distributed_timeout)
+  try:
+    jax.distributed.initialize(**kwargs)
+  except Exception as e:  # noqa: BLE001 -- jax raises RuntimeError/XlaRuntimeError/ValueError
+    where = f'process {spec[2]} of {spec[1]}, coordinator {spec[0]}' if spec else 'auto-detected'
+    raise UserError(f'multi-process start failed ({where}): {_one_line(e)[:300]}') from None
 
 
 def _one_line(e: Exception) -> str:

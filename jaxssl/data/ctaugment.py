@@ -204,7 +204,7 @@ OPS = (
 NAMES = tuple(op.name for op in OPS)
 MAX_BINS, MAX_PARAMS = 17, 2
 # (op, param): how many bins; 0 where the op has no such parameter.
-NUM_BINS = jnp.array([[*op.bins, *(0,) * (MAX_PARAMS - len(op.bins))] for op in OPS], jnp.int32)
+NUM_BINS = np.array([[*op.bins, *(0,) * (MAX_PARAMS - len(op.bins))] for op in OPS], np.int32)
 
 
 class Config(NamedTuple):
@@ -241,7 +241,7 @@ def sample_policy(rates, key, cfg: Config, probe: bool):
   p = rate_to_p(rates, cfg)[ops]  # (depth, params, bins)
   logits = jnp.log(jnp.where(p > 0, p, 1e-30))
   bins = jax.random.categorical(k_bin, logits)  # ∝ p / p.sum()
-  num_bins = NUM_BINS[ops]
+  num_bins = jnp.asarray(NUM_BINS)[ops]
   return ops, jnp.where(num_bins > 0, (bins + u) / jnp.maximum(num_bins, 1), u)
 
 
@@ -293,7 +293,7 @@ def update_rates(rates, ops, levels, prox, cfg: Config):
 
   def one(rates, item):
     op, level, p = item
-    num_bins = NUM_BINS[op]
+    num_bins = jnp.asarray(NUM_BINS)[op]
     bins = (level * num_bins * 0.999).astype(jnp.int32)
     for j in range(MAX_PARAMS):
       new = rates[op, j, bins[j]] * cfg.decay + p * (1 - cfg.decay)
