@@ -52,6 +52,7 @@ def _signal_after(proc, workdir, min_step, sig):
   return proc.returncode, err
 
 
+@pytest.mark.slow  # two fresh interpreters that import JAX and TensorFlow and compile
 def test_sigterm_checkpoints_the_finished_step_and_the_same_command_resumes(tmp_path):
   code, err = _signal_after(_start(tmp_path), tmp_path, 3, signal.SIGTERM)
   lines = [line for line in err.splitlines() if line.startswith('jaxssl:')]
