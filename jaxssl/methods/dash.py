@@ -55,11 +55,11 @@ def pseudo_labels(config):
     soft_loss = -jnp.sum(soft * jnp.log(probs_w + 1e-30), -1)
     rho_init = jnp.where(first, soft_loss.mean(), rho_init)
     rho = threshold(rho_init, step, config)
-    hard = rho <= config.rho_min
+    after_warmup = step >= config.warmup_steps  # before it ρ_init is unset: nothing counts
+    hard = (rho <= config.rho_min) & after_warmup
     onehot = jax.nn.one_hot(jnp.argmax(probs_w, -1), probs_w.shape[-1])
     targets = jnp.where(hard, onehot, soft)
     loss_w = -jnp.sum(targets * jnp.log(probs_w + 1e-30), -1)
-    after_warmup = step >= config.warmup_steps
     mask = ((loss_w <= rho) & after_warmup).astype(jnp.float32)
     monitors = {'monitor/rho': rho, 'monitor/hard_labels': hard.astype(jnp.float32)}
     return fixmatch.Pseudo(targets, mask, {'rho_init': rho_init}, monitors)
