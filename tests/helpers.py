@@ -107,3 +107,13 @@ def run_steps(run, n: int, state=None, start: int = 0):
     states.append(jax.device_get(state))
     metrics.append(jax.device_get(m))
   return state, states, metrics
+
+
+def start_cli_train(config: str, workdir, *args, **popen_kwargs):
+  """`python -m jaxssl train --config=CONFIG --workdir=WORKDIR ARGS` in a subprocess, text mode,
+  stderr piped."""
+  import subprocess
+  import sys
+
+  cmd = [sys.executable, '-m', 'jaxssl', 'train', f'--config={config}', f'--workdir={workdir}']
+  return subprocess.Popen([*cmd, *args], stderr=subprocess.PIPE, text=True, **popen_kwargs)

@@ -4,8 +4,6 @@ or fills up. Each ends in one line, and what was written before stays usable."""
 import errno
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,15 +22,7 @@ def _start(workdir):
   # Long enough never to finish here; the only checkpoint is the one the signal asks for.
   args = ['--config.num_steps=100000', '--config.checkpoint_every=100000', '--config.log_every=1',
           '--config.eval_every=100000', '--config.batch_size=32']  # fmt: skip
-  cmd = [
-    sys.executable,
-    '-m',
-    'jaxssl',
-    'train',
-    f'--config={CONFIG}:quick',
-    f'--workdir={workdir}',
-  ]
-  return subprocess.Popen([*cmd, *args], stderr=subprocess.PIPE, text=True)
+  return helpers.start_cli_train(f'{CONFIG}:quick', workdir, *args)
 
 
 def _steps(workdir):

@@ -5,7 +5,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,17 +34,9 @@ RESUME_ARGS = [
 
 
 def _cli(workdir, *extra):
-  cmd = [
-    sys.executable,
-    '-m',
-    'jaxssl',
-    'train',
-    f'--config={CONFIG}:quick',
-    f'--workdir={workdir}',
-    *RESUME_ARGS,
-    *extra,
-  ]
-  return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  return helpers.start_cli_train(
+    f'{CONFIG}:quick', workdir, *RESUME_ARGS, *extra, stdout=subprocess.PIPE
+  )
 
 
 def _train(config, workdir, dataset=None):
