@@ -248,8 +248,8 @@ def _initialize_processes(fv) -> None:
 
   if spec is not None and spec[1] == 1:
     return
-  if jax.config.jax_platforms in (None, '', 'cpu'):  # CPU processes talk through gloo
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  # CPU processes talk through gloo; the setting touches only the CPU backend's collectives.
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   kwargs = dict(initialization_timeout=fv.distributed_timeout)
   if spec is not None:
     kwargs |= dict(coordinator_address=spec[0], num_processes=spec[1], process_id=spec[2])
