@@ -66,7 +66,8 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   """Loads data (unless given) and compiles nothing yet; raises UserError on bad input first."""
   config = config_lib.resolve(config)
   ds = dataset if dataset is not None else datasets.load(config.dataset, config.data_dir)
-  spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled)
+  num_labeled = config.labels_per_class * ds.num_classes
+  spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled, num_labeled)
   method = methods.get(config.method).make(config, spec)
   mesh = mesh if mesh is not None else parallel.make_mesh()
   pipeline = Pipeline(ds, config, mesh, unlabeled=bool(method.unlabeled_views))

@@ -115,8 +115,10 @@ def test_unlabeled_term_changes_the_update(method):
   _, with_u, metrics = _steps(method, 1)
   _, without_u, _ = _steps(method, 1, lambda_u=0.0)
   assert metrics[0]['loss/unsup'] > 0, metrics[0]
-  a = with_u[0]['method']['params']['head']['kernel']
-  b = without_u[0]['method']['params']['head']['kernel']
+  # The classifier's kernel (SimMatch's, ReMixMatch's backbones sit under their extra heads).
+  kernel = lambda p: (p['backbone'] if 'backbone' in p else p)['head']['kernel']
+  a = kernel(with_u[0]['method']['params'])
+  b = kernel(without_u[0]['method']['params'])
   # Without a gradient from the unlabeled loss the two updates would be bit-identical.
   assert np.abs(a - b).max() > 1e-6, 'the unlabeled loss must move the weights'
 
@@ -172,7 +174,7 @@ def _weak_probs(run, method_state, batch):
 
 def _spec(run):
   ds = run.dataset
-  return DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled)
+  return DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled, 10)
 
 
 def test_flexmatch_class_thresholds():
@@ -235,7 +237,7 @@ def test_vat_on_a_batch_norm_network(mnist):
   # The objective's own passes: the divergence is exactly 0 at r = 0 (same batch statistics for
   # the clean and the perturbed images) and the adversarial direction beats random ones.
   config = resolve(tiny_config('vat', eps=2.0))
-  spec = DataSpec(mnist.image_shape, 10, mnist.num_unlabeled)
+  spec = DataSpec(mnist.image_shape, 10, mnist.num_unlabeled, 10)
   module = C.backbone(config, spec, jax.random.key(0))
   graph, params, rest = core.split(module)
   net = C.Net(graph)

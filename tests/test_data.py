@@ -84,9 +84,11 @@ def test_pipeline_batches_are_a_function_of_step(mnist):
       np.testing.assert_array_equal(x[k], y[k])
   batch = a.host_batch(5)
   assert batch['x_l'].shape == (16, 28, 28, 1) and batch['x_u'].shape == (32, 28, 28, 1)
-  assert set(a.labeled.indices(5)) <= set(a.labeled_idx.tolist())
-  np.testing.assert_array_equal(batch['y_l'], mnist.train_labels[a.labeled.indices(5)])
-  assert Pipeline(mnist, config, mesh, unlabeled=False).host_batch(0).keys() == {'x_l', 'y_l'}
+  idx = a.labeled_idx[batch['i_l']]  # i_l: positions in the labeled set
+  np.testing.assert_array_equal(batch['x_l'], mnist.train_images[idx])
+  np.testing.assert_array_equal(batch['y_l'], mnist.train_labels[idx])
+  keys = Pipeline(mnist, config, mesh, unlabeled=False).host_batch(0).keys()
+  assert keys == {'x_l', 'y_l', 'i_l'}
 
 
 def test_prefetched_device_batches_are_sharded(mnist):

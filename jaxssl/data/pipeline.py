@@ -43,7 +43,8 @@ class Stream:
 
 
 class Pipeline:
-  """Batches {x_l, y_l[, x_u, y_u]}; the unlabeled pool holds the labeled images too (as papers)."""
+  """Batches {x_l, y_l, i_l[, x_u, y_u, i_u]}; the unlabeled pool holds the labeled images too
+  (as the papers' code)."""
 
   def __init__(self, ds: Dataset, config, mesh, unlabeled: bool):
     self.ds, self.mesh = ds, mesh
@@ -51,7 +52,10 @@ class Pipeline:
       ds.train_labels, ds.num_classes, config.labels_per_class, config.seed, ds.name
     )
     parallel.check_divisible(config.batch_size, 'batch_size', mesh)
-    self.labeled = Stream(self.labeled_idx, config.batch_size, config.seed, 'labeled')
+    # Over positions in the labeled set (the same draws as over its indices: a permutation
+    # depends only on the pool's length), so a batch also says which labeled example it holds.
+    positions = np.arange(len(self.labeled_idx), dtype=np.int32)
+    self.labeled = Stream(positions, config.batch_size, config.seed, 'labeled')
     self.unlabeled = None
     if unlabeled:
       self.unlabeled = Stream(
@@ -70,9 +74,10 @@ class Pipeline:
 
   def host_batch(self, step: int) -> dict[str, np.ndarray]:
     """This process's rows of the global batch of `step`."""
-    idx = self.labeled.indices(step)
-    idx = idx[parallel.process_rows(len(idx))]
-    batch = {'x_l': self.ds.train_images[idx], 'y_l': self.ds.train_labels[idx]}
+    pos = self.labeled.indices(step)
+    pos = pos[parallel.process_rows(len(pos))]
+    idx = self.labeled_idx[pos]
+    batch = {'x_l': self.ds.train_images[idx], 'y_l': self.ds.train_labels[idx], 'i_l': pos}
     if self.unlabeled is not None:
       idx = self.unlabeled.indices(step)
       idx = idx[parallel.process_rows(len(idx))]

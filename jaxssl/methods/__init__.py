@@ -23,9 +23,12 @@ class DataSpec(NamedTuple):
   image_shape: tuple[int, int, int]  # (H, W, C)
   num_classes: int
   num_unlabeled: int  # size of the unlabeled pool (the whole train split, plus extra images)
+  num_labeled: int  # size of the labeled set (batch['i_l'] indexes it)
 
 
-Batch = dict[str, jax.Array]  # x_l, y_l (labeled); x_u, y_u, i_u (unlabeled; y_u monitors only)
+# x_l, y_l, i_l (labeled; i_l: position in the labeled set); x_u, y_u, i_u (unlabeled; y_u
+# monitors only; i_u: position in the unlabeled pool)
+Batch = dict[str, jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,6 +81,22 @@ class _GanMLP(nnx.Module):
     self.net.data_init(x, key)
 
 
+class _WithHeads(nnx.Module):
+  """A backbone and more heads on the features its classifier reads (SimMatch's projection,
+  ReMixMatch's rotation classifier). Called plainly it is the backbone."""
+
+  def __init__(self, backbone: nnx.Module, heads: dict):
+    self.backbone, self.heads = backbone, nnx.Dict(heads)
+
+  def __call__(self, x, train: bool = False, key=None):
+    return self.backbone(x, train, key)
+
+  def with_heads(self, x, train: bool = False, key=None):
+    """(logits, {head name: its output})."""
+    feat = self.backbone.features(x, train)
+    return self.backbone.head(feat), {name: head(feat) for name, head in self.heads.items()}
+
+
 def backbone(config, data: DataSpec, key: jax.Array) -> nnx.Module:
   choice(config, 'backbone', BACKBONES)
   rngs, c = nnx.Rngs(key), data.image_shape[-1]
@@ -104,9 +120,10 @@ class Net:
 
   graph: Any
 
-  def __call__(self, params, rest, images, *, train: bool, key=None):
-    """Logits of float images in [0, 1], and the rest updated by this pass (train mode)."""
-    return core.apply(self.graph, params, rest, images, train, key)
+  def __call__(self, params, rest, images, *, train: bool, key=None, method='__call__'):
+    """Logits of float images in [0, 1] (or what `method` returns: 'with_heads'), and the rest
+    updated by this pass (train mode)."""
+    return core.apply(self.graph, params, rest, images, train, key, method=method)
 
 
 def optimizer(config):
@@ -202,8 +219,22 @@ def make(
   *,
   unlabeled_views: tuple[str, ...],
   init_extra: Callable[[], dict] = dict,
+  heads: Callable[[int, nnx.Rngs], dict] | None = None,
 ) -> Method:
-  new = lambda key: backbone(config, data, key)
+  """`heads(num_features, rngs) -> {name: module}` adds heads on the backbone's features, run
+  by `net(..., method='with_heads')` (`forward_heads`)."""
+
+  def new(key):
+    module = backbone(config, data, key)
+    if heads is None:
+      return module
+    if not hasattr(module, 'features'):
+      raise UserError(
+        f'{config.method} needs a backbone with a feature layer (wrn28_2, wrn28_8, cnn); '
+        f'got {config.backbone!r}'
+      )
+    return _WithHeads(module, heads(module.num_features, nnx.Rngs(jax.random.fold_in(key, 1))))
+
   net = Net(core.graphdef(new))
   tx, lr = optimizer(config)
 
@@ -239,6 +270,16 @@ def forward_all(net, params, state, parts, *, train=True, key=None):
   """One forward over the concatenated parts, so batch norm sees them together; logits per part."""
   logits, rest = net(params, state['rest'], jnp.concatenate(parts), train=train, key=key)
   return split_logits(logits, *(len(p) for p in parts)), rest
+
+
+def forward_heads(net, params, state, parts, *, train=True):
+  """forward_all through the extra heads: (logits per part, {head: outputs per part}, rest)."""
+  (logits, outs), rest = net(
+    params, state['rest'], jnp.concatenate(parts), train=train, method='with_heads'
+  )
+  sizes = [len(p) for p in parts]
+  split = {name: split_logits(out, *sizes) for name, out in outs.items()}
+  return split_logits(logits, *sizes), split, rest
 
 
 def combine(rest, sup, unsup, weight, monitors, **metrics) -> tuple[jax.Array, Aux]:

@@ -92,27 +92,30 @@ def confidence_mask(state, probs_w, batch, config):
   return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}, {}
 
 
+def strong_view(config, state, images, key):
+  """RandAugment's or CTAugment's view, + Cutout."""
+  if getattr(config, 'strong_augment', 'randaugment') == 'ctaugment':
+    k_weak, k_cta = jax.random.split(key)
+    return ctaugment.augment_batch(
+      C.weak(config, images, k_weak), state['cta_rates'], k_cta, _cta(config),
+      probe=False, cutout_level=1.0,
+    )[0]  # fmt: skip
+  return C.strong(
+    config,
+    images,
+    key,
+    num_ops=config.randaugment_ops,
+    op_prob=config.op_prob,
+    cutout_size=config.cutout_size,
+  )
+
+
 def views(config, state, batch, key):
-  """(labeled, weak, strong) views; the strong one is RandAugment's or CTAugment's, + Cutout."""
+  """(labeled, weak, strong) views."""
   k_l, k_w, k_s = jax.random.split(key, 3)
   x_l = C.labeled_images(config, batch, k_l)
   u_w = C.weak(config, batch['x_u'], k_w)
-  if getattr(config, 'strong_augment', 'randaugment') == 'ctaugment':
-    k_weak, k_cta = jax.random.split(k_s)
-    u_s = ctaugment.augment_batch(
-      C.weak(config, batch['x_u'], k_weak), state['cta_rates'], k_cta, _cta(config),
-      probe=False, cutout_level=1.0,
-    )[0]  # fmt: skip
-  else:
-    u_s = C.strong(
-      config,
-      batch['x_u'],
-      k_s,
-      num_ops=config.randaugment_ops,
-      op_prob=config.op_prob,
-      cutout_size=config.cutout_size,
-    )
-  return x_l, u_w, u_s
+  return x_l, u_w, strong_view(config, state, batch['x_u'], k_s)
 
 
 def weak_strong_forward(config, net, params, state, batch, key):
@@ -130,6 +133,14 @@ def probe_update(config, net, state, x_l, y_l, key) -> dict:
   prox = ctaugment.proximity(jax.nn.softmax(jax.lax.stop_gradient(logits)), y_l)
   rates = ctaugment.update_rates(state['cta_rates'], ops, levels, prox, cfg)
   return {'cta_rates': rates}, {'monitor/cta_probe_proximity': prox.mean()}
+
+
+def augment_updates(config, net, state, x_l, batch, key):
+  """CTAugment's probe update, where the state has its weights: (state updates, monitors)."""
+  if 'cta_rates' not in state:
+    return {}, {}
+  k_probe = jax.random.fold_in(key, 1)  # the views' keys stay those of RandAugment runs
+  return probe_update(config, net, state, x_l, batch['y_l'], k_probe)
 
 
 class Pseudo(NamedTuple):
@@ -174,12 +185,9 @@ def objective(config, pseudo_fn=None, extra_loss=None):
     unsup = jnp.mean(C.cross_entropy(logits_s, pseudo.labels) * pseudo.mask)
     hard = pseudo.labels if pseudo.labels.ndim == 1 else jnp.argmax(pseudo.labels, -1)
     monitors = core.monitors(batch, logits_l, jax.nn.one_hot(hard, logits_w.shape[-1]), pseudo.mask)
-    updates = dict(pseudo.updates)
-    if 'cta_rates' in state:
-      k_probe = jax.random.fold_in(key, 1)  # the views' keys stay those of RandAugment runs
-      more, cta_monitors = probe_update(config, net, state, x_l, batch['y_l'], k_probe)
-      updates |= more
-      monitors |= cta_monitors
+    more, cta_monitors = augment_updates(config, net, state, x_l, batch, key)
+    updates = pseudo.updates | more
+    monitors |= cta_monitors
     extra, metrics = extra_loss(pseudo, logits_s) if extra_loss else (0.0, {})
     loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors | pseudo.monitors, **metrics)
     return loss + extra, aux._replace(updates=updates)

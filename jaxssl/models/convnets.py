@@ -77,13 +77,18 @@ class WideResNet(nnx.Module):
       cin, num_classes, kernel_init=jax.nn.initializers.glorot_normal(), rngs=rngs
     )
     self.slope = slope
+    self.num_features = cin
 
-  def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
+  def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """The globally pooled features the classifier reads (and SimMatch's, ReMixMatch's heads)."""
     y = self.stem(2.0 * x - 1.0)
     for block in self.blocks:
       y = block(y, train)
     y = jax.nn.leaky_relu(self.bn(y, use_running_average=not train), self.slope)
-    return self.head(jnp.mean(y, axis=(1, 2)))
+    return jnp.mean(y, axis=(1, 2))
+
+  def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
+    return self.head(self.features(x, train))
 
 
 class SmallCNN(nnx.Module):
@@ -117,11 +122,16 @@ class SmallCNN(nnx.Module):
     features = cin * side * side if head == 'flatten' else cin
     self.head = nnx.Linear(features, num_classes, kernel_init=init, rngs=rngs)
     self.flatten, self.slope = head == 'flatten', slope
+    self.num_features = features
 
-  def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
+  def features(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """What the dense head reads: the flattened map or its global average."""
     y = 2.0 * x - 1.0
     for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
       y = jax.nn.leaky_relu(bn(conv(y), use_running_average=not train), self.slope)
       if i < min(2, len(self.convs) - 1):
         y = nnx.max_pool(y, (2, 2), (2, 2))
-    return self.head(y.reshape(len(y), -1) if self.flatten else jnp.mean(y, axis=(1, 2)))
+    return y.reshape(len(y), -1) if self.flatten else jnp.mean(y, axis=(1, 2))
+
+  def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
+    return self.head(self.features(x, train))
