@@ -57,6 +57,8 @@ ACTIVE_FROM_STEP_0 = {
   'softmatch': {},  # μ_t starts at 1/C: nearly every weight is 1 at step 0
   'adamatch': dict(threshold=0.0),
   'dash': dict(warmup_steps=0),  # ρ from the first batch: about half its pseudo-labels count
+  'simmatch': dict(threshold=0.0, bank_warmup_steps=0),
+  'remixmatch': dict(ramp_steps=0),
 }
 
 

@@ -68,9 +68,13 @@ def test_usb_reference_is_fixmatchs_recipe_with_each_methods_knobs():
     config = resolve(usb_reference.get_config(f'{method},cifar100,400'))
     assert config.method == method and config.backbone == 'wrn28_2'
     same = ('lr', 'weight_decay', 'batch_size', 'uratio', 'num_steps', 'ema_decay', 'lambda_u')
+    same = [k for k in same if k not in usb_reference.KNOBS[method]]  # ReMixMatch's μ and λu
     assert all(config[k] == fixmatch[k] for k in same), method
     assert all(config[k] == v for k, v in usb_reference.KNOBS[method].items()), method
   assert usb_reference.PUBLISHED['softmatch', 'svhn,40'] == ('', '2.31±0.0')
+  assert usb_reference.PUBLISHED['remixmatch', 'cifar100,400'] == ('44.28±2.06', '57.1±0.0')
+  remix = resolve(usb_reference.get_config('remixmatch,cifar10,40'))
+  assert (remix.uratio, remix.lambda_u, remix.weight_decay) == (1, 1.5, 5e-4)
 
 
 def _shaped_like(name: str, n: int = 1000) -> datasets.Dataset:
@@ -104,7 +108,9 @@ def test_reference_step_lowers_from_shapes(name):
   assert 'stablehlo.convolution' in text
 
 
-@pytest.mark.parametrize('method', ['freematch', 'softmatch', 'adamatch', 'dash', 'fixmatch+cta'])
+@pytest.mark.parametrize(
+  'method', ['freematch', 'softmatch', 'adamatch', 'dash', 'simmatch', 'remixmatch', 'fixmatch+cta']
+)
 def test_newer_methods_reference_step_lowers_from_shapes(method):
   assert 'stablehlo.convolution' in _lower_reference_step('cifar10', method).as_text()
 

@@ -4,6 +4,7 @@ sampling rule transcribed in NumPy, and its PIL ops run on the same images."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from jaxssl.data import ctaugment as cta
@@ -193,12 +194,13 @@ def test_augment_batch_keeps_range_and_uses_the_policy():
   assert not np.allclose(out, images)
 
 
-def test_fixmatch_step_learns_the_probed_bins_only():
-  # One FixMatch step with CTAugment: the bins its probes drew move (towards proximities in
-  # [0, 1]), every other bin keeps its weight of 1; RandAugment runs carry no such state.
+@pytest.mark.parametrize('method', ['fixmatch', 'remixmatch'])
+def test_step_learns_the_probed_bins_only(method):
+  # One step with CTAugment: the bins its probes drew move (towards proximities in [0, 1]),
+  # every other bin keeps its weight of 1; RandAugment runs carry no such state.
   from tests import helpers
 
-  run = helpers.build_small(helpers.tiny_config('fixmatch', strong_augment='ctaugment'))
+  run = helpers.build_small(helpers.tiny_config(method, strong_augment='ctaugment'))
   state, metrics = run.train_step(run.init(), next(run.pipeline.iterate(0, 1)))
   rates = np.asarray(state['method']['cta_rates'])
   moved = rates != 1
@@ -208,5 +210,5 @@ def test_fixmatch_step_learns_the_probed_bins_only():
   # A bin drawn k times in the step ends in [0.99^k, 1]: each draw keeps 0.99 of its weight.
   assert rates.min() >= 0.99 ** (batch * 2) - 1e-6 and rates.max() <= 1
   assert 0 <= float(metrics['monitor/cta_probe_proximity']) <= 1
-  plain = helpers.build_small(helpers.tiny_config('fixmatch'))
+  plain = helpers.build_small(helpers.tiny_config(method))
   assert 'cta_rates' not in plain.init()['method']

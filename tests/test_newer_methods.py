@@ -1,6 +1,7 @@
-"""SoftMatch's and AdaMatch's pseudo-labels and weights against direct NumPy transcriptions of
-USB's PyTorch code (semilearn/algorithms/{softmatch,adamatch}, hooks/dist_align.py), step by
-step on small arrays, so the running statistics are compared too."""
+"""The newer methods' pseudo-labels, weights, banks and targets against direct NumPy
+transcriptions of USB's PyTorch code (semilearn/algorithms/{softmatch,adamatch,dash,simmatch,
+remixmatch}, hooks/dist_align.py), step by step on small arrays, so the running statistics are
+compared too."""
 
 import jax.numpy as jnp
 import ml_collections
@@ -156,3 +157,100 @@ def test_dash_threshold_and_targets_match_usb():
     hard_seen |= ref.rho == 0.05
     masks.append(mask)
   assert hard_seen and 0 < np.mean(masks) < 1, 'soft and hard phases, kept and dropped'
+
+
+def _normalize(x, axis):
+  return x / np.linalg.norm(x, axis=axis, keepdims=True)
+
+
+class _UsbSimMatch:
+  """SimMatch.train_step's bank, alignment and targets (semilearn/algorithms/simmatch), given the
+  embeddings and probabilities of one batch; `use_ema_teacher=False` (ema_bank = 0.7)."""
+
+  def __init__(self, bank, da_len, num_classes, t, alpha, ema_bank):
+    self.mem_bank = bank.T.copy()  # (proj, K) as USB
+    self.labels_bank = np.zeros(bank.shape[0], np.int64)
+    self.p_model, self.ptr = np.zeros((da_len, num_classes)), 0  # DistAlignQueueHook
+    self.t, self.alpha, self.ema_bank = t, alpha, ema_bank
+
+  def __call__(self, probs_w, feat_w, feat_s, feat_l, y_l, idx_lb, warm):
+    self.p_model[self.ptr] = probs_w.mean(0)
+    self.ptr = (self.ptr + 1) % len(self.p_model)
+    c = probs_w.shape[1]
+    probs = probs_w * (np.full(c, 1 / c) + 1e-6) / (self.p_model.mean(0) + 1e-6)
+    probs = probs / probs.sum(-1, keepdims=True)
+    bank = self.mem_bank.copy()
+    teacher_orig = _softmax(feat_w @ bank / self.t)
+    teacher = teacher_orig * probs[:, self.labels_bank]  # gather(1, labels_bank.expand)
+    teacher /= teacher.sum(1, keepdims=True)
+    aggregated = np.zeros((len(probs), c))
+    for k, label in enumerate(self.labels_bank):  # scatter_add
+      aggregated[:, label] += teacher_orig[:, k]
+    smoothed = probs * self.alpha + aggregated * (1 - self.alpha)
+    student = _softmax(feat_s @ bank / self.t)
+    in_loss = np.sum(-teacher * np.log(student), 1).mean()
+    if warm:
+      in_loss, smoothed = 0.0 * in_loss, probs
+    for j, i in enumerate(idx_lb):  # mem_bank[:, index] = normalize(...): in order, last wins
+      self.mem_bank[:, i] = _normalize(
+        self.ema_bank * bank[:, i] + (1 - self.ema_bank) * feat_l[j], 0
+      )
+      self.labels_bank[i] = y_l[j]
+    return smoothed, in_loss
+
+
+def test_simmatch_bank_targets_and_alignment_match_usb():
+  from jaxssl.methods import simmatch
+
+  num_classes, k, proj, da_len, t, alpha = 4, 6, 5, 3, 0.1, 0.9
+  rng = np.random.default_rng(3)
+  bank = _normalize(rng.normal(size=(k, proj)), 1)
+  ref = _UsbSimMatch(bank, da_len, num_classes, t, alpha, 0.7)
+  state = {'bank': jnp.asarray(bank, jnp.float32), 'labels': jnp.zeros(k, jnp.int32),
+           'queue': jnp.zeros((da_len, num_classes))}  # fmt: skip
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  repeats = 0
+  for step in range(6):  # the queue wraps around; the bank fills and is overwritten
+    probs_w = _softmax(rng.normal(size=(8, num_classes)) * 2)
+    feat_w, feat_s, feat_l = (_normalize(rng.normal(size=(n, proj)), 1) for n in (8, 8, 5))
+    idx_lb = rng.integers(0, k, 5)  # with repeats: the last occurrence wins
+    repeats += len(idx_lb) - len(set(idx_lb))
+    y_l = rng.integers(0, num_classes, 5)
+    warm = step < 2
+    smoothed, in_loss = ref(probs_w, feat_w, feat_s, feat_l, y_l, idx_lb, warm)
+    aligned, state['queue'] = simmatch.align_queue(state['queue'], f32(probs_w), jnp.asarray(step))
+    ours, ours_in = simmatch.similarity(
+      f32(feat_w), f32(feat_s), state['bank'], state['labels'], aligned, t, alpha
+    )
+    if warm:
+      ours, ours_in = aligned, 0.0 * ours_in
+    np.testing.assert_allclose(ours, smoothed, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ours_in, in_loss, rtol=1e-4, atol=1e-6)
+    state['bank'], state['labels'] = simmatch.update_bank(
+      state['bank'], state['labels'], f32(feat_l), jnp.asarray(y_l), jnp.asarray(idx_lb), 0.7
+    )
+    np.testing.assert_allclose(state['bank'], ref.mem_bank.T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(state['labels'], ref.labels_bank)
+  assert repeats > 0, 'repeated labeled examples compared'
+
+
+def test_remixmatch_guess_and_rotation_match_usb():
+  from jaxssl.methods import remixmatch
+
+  num_classes, m, t = 4, 0.7, 0.5
+  config = ml_collections.ConfigDict(dict(dist_align_momentum=m, temperature=t))
+  align = _UsbDistAlignEMA(num_classes, m, 'uniform')  # 'gt': the balanced labeled split
+  state = {'p_model': jnp.zeros(num_classes)}
+  for step, (probs_u, _) in enumerate(_batches(num_classes, seed=4)):
+    guess, state['p_model'] = remixmatch.guess_labels(
+      state, jnp.asarray(probs_u, jnp.float32), jnp.asarray(step), config
+    )
+    sharp = align(probs_u, None) ** (1 / t)
+    np.testing.assert_allclose(guess, sharp / sharp.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6)
+  # torchvision's rotate(img, 90 * k) turns counter-clockwise: the top-right pixel goes top-left.
+  image = np.zeros((1, 3, 3, 1), np.float32)
+  image[0, 0, 2] = 1.0
+  turned = remixmatch.rotate(jnp.asarray(np.repeat(image, 4, 0)), jnp.arange(4))
+  corners = [(0, 2), (0, 0), (2, 0), (2, 2)]  # 0, 90, 180, 270 degrees
+  for k, (r, c) in enumerate(corners):
+    assert turned[k, r, c, 0] == 1.0 and turned[k].sum() == 1.0

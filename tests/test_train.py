@@ -57,11 +57,20 @@ def _is_timing(key: str) -> bool:
   return key == 'steps_per_sec' or key.startswith(('timing/', 'uptime'))
 
 
-@pytest.mark.parametrize('strong', ['randaugment', 'ctaugment'])
-def test_interrupted_run_resumes_bit_identically(tmp_path, strong):
+@pytest.mark.parametrize(
+  'method, strong',
+  [
+    ('flexmatch', 'randaugment'),
+    ('flexmatch', 'ctaugment'),
+    ('simmatch', 'randaugment'),
+    ('remixmatch', 'randaugment'),
+  ],
+)
+def test_interrupted_run_resumes_bit_identically(tmp_path, method, strong):
   # FlexMatch: the richest state (per-example memory, EMA, optimizer, CTAugment's bin weights)
-  # and a data position.
-  config = tiny_config('flexmatch', checkpoint_every=1, keep_checkpoints=5, strong_augment=strong)
+  # and a data position. SimMatch: the labeled bank and the alignment queue, a model with extra
+  # heads; ReMixMatch: the rotation head and the alignment EMA.
+  config = tiny_config(method, checkpoint_every=1, keep_checkpoints=5, strong_augment=strong)
   straight = _train(config, tmp_path / 'straight')
   # The run died after its checkpoint at step 1 (and wrote rows past it): results and later
   # checkpoints gone.
@@ -127,6 +136,8 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path):
     'softmatch',
     'adamatch',
     'dash',
+    'simmatch',
+    'remixmatch',
   ],
 )
 def test_sharded_step_equals_one_device_step(method):
@@ -134,8 +145,10 @@ def test_sharded_step_equals_one_device_step(method):
   # FlexMatch: each device's examples land at their own rows of the replicated per-example memory.
   # FlexMatch (τ = 0 in tiny_config): every drawn example gets its pseudo-label.
   # FreeMatch, SoftMatch, AdaMatch, Dash: thresholds, weights and alignment come from statistics
-  # of the global batch. CTAugment: every device's probes update the one set of bin weights, in
-  # the order of the global batch.
+  # of the global batch. SimMatch: each device's labeled rows land in the one bank, a repeated
+  # example's last row in the global batch winning. ReMixMatch: MixUp partners and rotations
+  # are drawn over the global batch. CTAugment: every device's probes update the one set of bin
+  # weights, in the order of the global batch.
   method, _, strong = method.partition('+')
   config = tiny_config(method, **({'strong_augment': strong} if strong else {}))
   one = helpers.build_small(config)

@@ -14,8 +14,8 @@ are cut to the smallest), the ceiling of the network:
   jaxssl train --config=experiments/configs/mnist_ssl.py:supervised,all,10000 \
     --config.batch_size=128 --workdir=runs/ceiling
 Methods: supervised, pseudo_label, pi_model, mean_teacher, vat, mixmatch, uda, fixmatch,
-flexmatch, freematch, softmatch, adamatch, dash, and fixmatch_da: FixMatch with distribution
-alignment (ReMixMatch, Berthelot et al. 2020), an option of fixmatch.py
+flexmatch, freematch, softmatch, adamatch, dash, simmatch, remixmatch, and fixmatch_da: FixMatch
+with distribution alignment (ReMixMatch, Berthelot et al. 2020), an option of fixmatch.py
 (`--config.dist_align=True`) that is off in FixMatch's recipe and has its own row here because
 with one label per class plain FixMatch locks onto a few classes. The seed draws the labeled
 split, the init and every step.
@@ -29,6 +29,10 @@ MixUp, optimizer), except for what makes it fit a CPU and digits, the same for a
 - 32 labeled + 3x32 unlabeled images a step (FixMatch: 64 + 7x64), STEPS steps (FixMatch:
   2^20), the learning-rate schedules compressed to them;
 - Dash: a 200-step warm-up and ρ lowered every 50 steps (USB: 2,048 and 10,240 of 2^20);
+- SimMatch: a 200-step bank warm-up (USB: 1,024) and a 128-wide projection hidden layer (USB: the
+  backbone's feature width, 3,136 for this flatten head);
+- ReMixMatch: 32 + 32 unlabeled images a step, its own μ = 1 (each unlabeled image gives a weak
+  and two strong views, and a rotated one);
 - VAT's ε = 2, the VAT paper's MNIST value (6 is its CIFAR-10 one);
 - horizons in steps, not fractions of the run, so a longer run keeps them: batch-norm momentum
   0.99, unsupervised-loss ramps over RAMP_STEPS (USB's ramps span 0.4 of 2^20 steps, MixMatch's
@@ -56,6 +60,8 @@ METHODS = (
   'softmatch',
   'adamatch',
   'dash',
+  'simmatch',
+  'remixmatch',
 )
 # Rows of the table that are a method with one of its options on.
 VARIANTS = {'fixmatch_da': ('fixmatch', dict(dist_align=True))}
@@ -93,6 +99,11 @@ def get_config(arg: str = 'fixmatch,100'):
   if method == 'dash':  # USB: 2,048 warm-up steps and ρ lowered every 10,240 of 2^20 steps
     config.warmup_steps = 200
     config.rho_update_every = 50  # ρ reaches ρ_min in ~15 periods: by the middle of the run
+  if method == 'simmatch':
+    config.bank_warmup_steps = 200  # USB: the first epoch, 1,024 of 2^20 steps
+    config.proj_hidden = 128  # USB: the feature width, here the flatten head's 3,136
+  if method == 'remixmatch':
+    config.uratio = 1  # its recipe's μ (USB, the paper): one unlabeled image per labeled one
   if method == 'vat':
     config.eps = 2.0  # the VAT paper's ε for MNIST (6.0 is its CIFAR-10 value)
   return config

@@ -8,7 +8,8 @@ USB's classic_cv recipe (microsoft/Semi-supervised-learning, config/classic_cv/<
 FixMatch's reference recipe but for CIFAR-100: WRN-28-2 for every dataset (USB's yamls; the
 FixMatch paper's CIFAR-100 WRN-28-8 is in fixmatch_reference.py), B = 64, μ = 7, SGD Nesterov 0.9,
 lr 0.03·cos(7πk/16K) over 2^20 steps, weight decay 5e-4 (CIFAR-100: 1e-3), EMA 0.999, λu = 1; and
-each method's knobs from its yamls (the same for every dataset and label count):
+each method's knobs from its yamls (the same for every dataset and label count; ReMixMatch's μ
+and λu are its own):
 - freematch: ema_p 0.999, ent_loss_ratio 0.001 (the method's default, 0.01, is USB's argparse
   default, which none of its 42 yamls uses). Not implemented: `clip_thresh`, on in USB's SVHN
   yamls only.
@@ -16,6 +17,11 @@ each method's knobs from its yamls (the same for every dataset and label count):
 - adamatch: p_cutoff 0.95 (relative), ema_p 0.999.
 - dash: γ 1.27, C 1.0001, ρ_min 0.05, T 0.5, a 2,048-step warm-up, ρ updated every 10 epochs
   of 1,024 steps (ρ_init: see dash.py's deviations).
+- simmatch: T 0.1, a 128-wide embedding from three heads (use_epass), λin 1, α 0.9, a 32-batch
+  alignment queue, bank momentum 0.7 (use_ema_teacher off for these datasets), no smoothing or
+  instance loss in the first epoch (1,024 steps).
+- remixmatch: μ = 1, λu 1.5, λkl 0.5, λrot 0.5, T 0.5, MixUp α 0.75, two strong views, λu and
+  λkl ramped over 1/64 of the run (16,384 steps).
 - fixmatch, flexmatch: their reference recipes (τ 0.95; FlexMatch's threshold warm-up).
 
 PUBLISHED: USB's re-run (results/classic_cv.csv: best error, 3 seeds) and, where
@@ -53,6 +59,14 @@ USB = {  # results/classic_cv.csv, in COLUMNS order
     '15.01±3.7 5.13±0.26 4.35±0.09 2.08±0.09 1.97±0.01 '
     '2.03±0.03 53.98±2.31 34.47±0.12 27.72±0.13'
   ),
+  'simmatch': (
+    '5.18±0.15 4.99±0.12 4.51±0.08 3.19±0.74 2.26±0.11 '
+    '2.08±0.06 48.82±1.07 32.54±0.27 26.42±0.18'
+  ),
+  'remixmatch': (
+    '14.5±2.58 9.21±0.55 4.88±0.05 31.27±18.79 6.38±1.09 '
+    '5.34±0.45 57.1±0.0 34.77±0.32 26.18±0.23'
+  ),
 }  # fmt: skip
 PAPER = {  # ../shared/PAPERS.md §1.2, §1.4 (CIFAR-100 columns there are WRN-28-8 runs)
   'fixmatch': dict(zip(COLUMNS, ('13.81±3.37', '5.07±0.65', '4.26±0.05', '3.96±2.17', '2.48±0.38',
@@ -65,6 +79,11 @@ PAPER = {  # ../shared/PAPERS.md §1.2, §1.4 (CIFAR-100 columns there are WRN-2
   'adamatch': {},
   'dash': {'cifar10,40': '13.22±3.75', 'cifar10,250': '4.56±0.13', 'cifar10,4000': '4.08±0.06',
            'cifar100,400': '44.76±0.96', 'cifar100,2500': '27.18±0.21'},
+  'simmatch': {},
+  # The FixMatch paper's re-run (Table 2, 5 folds; CIFAR-100 on WRN-28-8).
+  'remixmatch': dict(zip(COLUMNS, ('19.10±9.64', '5.44±0.05', '4.72±0.13', '3.34±0.20',
+                                   '2.92±0.48', '2.65±0.08', '44.28±2.06', '27.43±0.31',
+                                   '23.03±0.56'))),
 }  # fmt: skip
 PUBLISHED = {
   (method, column): (PAPER[method].get(column, ''), usb)
@@ -79,6 +98,10 @@ KNOBS = {
   'adamatch': dict(threshold=0.95, ema_p=0.999),
   'dash': dict(gamma=1.27, rho_c=1.0001, rho_min=0.05, warmup_steps=2048, rho_update_every=10_240,
                temperature=0.5),
+  'simmatch': dict(temperature=0.1, proj_size=128, epass=True, lambda_in=1.0, smoothing_alpha=0.9,
+                   da_len=32, bank_momentum=0.7, bank_warmup_steps=1024),
+  'remixmatch': dict(uratio=1, lambda_u=1.5, lambda_kl=0.5, lambda_rot=0.5, ramp_steps=16_384,
+                     temperature=0.5, mixup_alpha=0.75, num_strong=2),
 }  # fmt: skip
 VARIANTS = tuple(f'{m},{c}' for m, c in PUBLISHED)
 
