@@ -167,7 +167,7 @@ def _run(command: str, fv) -> None:
   if command == 'config':
     print(config_table(fv.config))
     return
-  _initialize_processes(fv)
+  initialize_processes(_process_spec(fv), fv.distributed, fv.distributed_timeout)
   from jaxssl import bench, train
 
   if command in ('train', 'eval') and not fv.workdir:
@@ -240,9 +240,10 @@ def _wait_for_coordinator(spec, timeout: float) -> None:
       time.sleep(0.2)
 
 
-def _initialize_processes(fv) -> None:
-  spec = _process_spec(fv)
-  if spec is None and not fv.distributed:
+def initialize_processes(spec, auto_detect: bool = False, timeout: int = 300) -> None:
+  """JAX's multi-process runtime for `spec` = (coordinator, num_processes, process_id), or with
+  `auto_detect` the cluster's (SLURM, Open MPI, TPU, Kubernetes); nothing for one process."""
+  if spec is None and not auto_detect:
     return
   import jax
 
@@ -250,11 +251,11 @@ def _initialize_processes(fv) -> None:
     return
   # CPU processes talk through gloo; the setting touches only the CPU backend's collectives.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  kwargs = dict(initialization_timeout=fv.distributed_timeout)
+  kwargs = dict(initialization_timeout=timeout)
   if spec is not None:
     kwargs |= dict(coordinator_address=spec[0], num_processes=spec[1], process_id=spec[2])
     if spec[2] != 0:  # JAX aborts the process (no exception) when it cannot register in time
-      _wait_for_coordinator(spec, fv.distributed_timeout)
+      _wait_for_coordinator(spec, timeout)
   try:
     jax.distributed.initialize(**kwargs)
   except Exception as e:  # noqa: BLE001 -- jax raises RuntimeError/XlaRuntimeError/ValueError

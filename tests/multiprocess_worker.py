@@ -1,38 +1,53 @@
-"""A training run in its own interpreter, for tests/test_multiprocess.py: N processes x D CPU
-devices train a tiny config on the small MNIST subset; process 0 saves the final state's leaves.
+"""Training runs in their own interpreter, for tests/test_multiprocess.py: one of N processes x 1
+CPU device (started as `jaxssl train` starts them) trains tiny configs on MNIST arrays from an
+.npz (no TFDS in the worker); process 0 saves each run's final state.
 
-  python -m tests.multiprocess_worker METHOD WORKDIR OUT NUM_PROCESSES PROCESS_ID PORT [STEPS]
+  python -m tests.multiprocess_worker DATA.npz NUM_PROCESSES PROCESS_ID PORT JOBS_JSON
+JOBS_JSON: [[method, workdir, out.npz], ...], run in order (a workdir holding a checkpoint
+resumes from it).
 """
 
+import json
 import os
 import sys
 
 
-def main(method, workdir, out, num_processes, process_id, port, steps='3'):
+def final_state(method: str, workdir, dataset, mesh=None):
+  """train_and_evaluate of the tiny config, then (leaves of the final checkpoint, test errors)."""
   import jax
-
-  num_processes, process_id = int(num_processes), int(process_id)
-  if num_processes > 1:
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-    jax.distributed.initialize(
-      f'localhost:{port}', num_processes, process_id, initialization_timeout=60
-    )
   import numpy as np
 
   from jaxssl import parallel
   from jaxssl.checkpoint import Checkpoints
-  from jaxssl.train import train_and_evaluate
+  from jaxssl.train import build, train_and_evaluate
   from tests import helpers
 
-  config = helpers.tiny_config(method, num_steps=int(steps), checkpoint_every=2)
-  results = train_and_evaluate(config, workdir, dataset=helpers.small())
-  run = helpers.build_small(config, mesh=parallel.make_mesh())  # every process's devices
-  ckpts = Checkpoints(workdir, keep=3)
+  config = helpers.tiny_config(method, num_steps=3, checkpoint_every=2)
+  results = train_and_evaluate(config, str(workdir), mesh, dataset)
+  run = build(config, mesh or parallel.make_mesh(), dataset)
+  ckpts = Checkpoints(str(workdir), keep=3)
   final, _ = ckpts.restore(ckpts.latest_step(), run.abstract_state)
   ckpts.close()
   leaves = [np.asarray(x.addressable_data(0)) for x in jax.tree.leaves(final)]  # replicated
-  if jax.process_index() == 0:
-    np.savez(out, *leaves, errors=results['test_errors'], devices=jax.device_count())
+  return leaves, results['test_errors']
+
+
+def main(data, num_processes, process_id, port, jobs):
+  from jaxssl import cli
+
+  num_processes, process_id = int(num_processes), int(process_id)
+  cli.initialize_processes((f'localhost:{port}', num_processes, process_id), timeout=60)
+  import jax
+  import numpy as np
+
+  from jaxssl.data import datasets
+
+  arrays = np.load(data)
+  dataset = datasets.Dataset('mnist', 10, *(arrays[k] for k in ('xtr', 'ytr', 'xte', 'yte')))
+  for method, workdir, out in json.loads(jobs):
+    leaves, errors = final_state(method, workdir, dataset)
+    if jax.process_index() == 0:
+      np.savez(out, *leaves, errors=errors, devices=jax.device_count())
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Two CPU processes (JAX's multi-process runtime over gloo) compute what one process does: same
 parameters and the same test errors as 1 process x 2 devices and 1 process x 1 device, results
-and metrics written once, and a checkpoint of the 2-process run resumes in 1 process."""
+and metrics written once, and checkpoints resume across the two topologies both ways."""
 
 import json
 import os
@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
+from jaxssl import parallel
 from jaxssl.cli import main
+from tests import helpers
+from tests.multiprocess_worker import final_state
 
 ROOT = Path(__file__).parents[1]
 
@@ -22,21 +26,6 @@ def _port() -> int:
   with socket.socket() as s:
     s.bind(('localhost', 0))
     return s.getsockname()[1]
-
-
-def _start(method, workdir, out, devices, num_processes=1, process_id=0, port=0):
-  env = dict(os.environ)
-  flags = [f for f in env.get('XLA_FLAGS', '').split() if 'device_count' not in f]
-  env['XLA_FLAGS'] = ' '.join([*flags, f'--xla_force_host_platform_device_count={devices}'])
-  cmd = [sys.executable, '-m', 'tests.multiprocess_worker', method, str(workdir), str(out)]
-  cmd += [str(num_processes), str(process_id), str(port)]
-  return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _wait(*procs):
-  for p in procs:
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err.decode()[-3000:]
 
 
 def _load(path):
@@ -54,6 +43,7 @@ def _assert_same(a, b):
 
 
 CONFIG = ROOT / 'experiments' / 'configs' / 'mnist_improved_gan.py'
+METHODS = ('fixmatch', 'improved_gan')
 
 
 @pytest.mark.parametrize(
@@ -97,33 +87,67 @@ def test_loading_configs_and_methods_leaves_jax_uninitialized():
   assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.slow  # ~6 CPU-minutes: eight fresh interpreters, each importing JAX and TensorFlow
-@pytest.mark.parametrize('method', ['fixmatch', 'improved_gan'])
-def test_two_processes_compute_what_one_does(tmp_path, method):
-  port = _port()
-  runs = {
-    'one': _start(method, tmp_path / 'one', tmp_path / 'one.npz', devices=1),
-    'two_devices': _start(method, tmp_path / 'two_devices', tmp_path / 'two_devices.npz', 2),
-    'p0': _start(method, tmp_path / 'procs', tmp_path / 'procs.npz', 1, 2, 0, port),
-    'p1': _start(method, tmp_path / 'procs', tmp_path / 'unused.npz', 1, 2, 1, port),
-  }
-  _wait(*runs.values())
-  one, two, procs = (_load(tmp_path / f'{n}.npz') for n in ('one', 'two_devices', 'procs'))
-  assert (one[2], two[2], procs[2]) == (1, 2, 2)
-  assert not (tmp_path / 'unused.npz').exists(), 'process 1 must not write results'
-  _assert_same(one, two)
-  _assert_same(one, procs)
-  rows = [
-    json.loads(r)['step'] for r in (tmp_path / 'procs' / 'metrics.jsonl').read_text().splitlines()
+def _save_arrays(ds, path):
+  np.savez(path, xtr=ds.train_images, ytr=ds.train_labels, xte=ds.test_images, yte=ds.test_labels)
+
+
+def _start_processes(data, jobs, n=2):
+  """n worker processes x 1 CPU device running `jobs` ([method, workdir, out]) in order."""
+  port, env = _port(), dict(os.environ)
+  flags = [f for f in env.get('XLA_FLAGS', '').split() if 'device_count' not in f]
+  env['XLA_FLAGS'] = ' '.join([*flags, '--xla_force_host_platform_device_count=1'])
+  jobs = json.dumps([[m, str(w), str(o)] for m, w, o in jobs])
+  cmd = [sys.executable, '-m', 'tests.multiprocess_worker', str(data), str(n)]
+  return [
+    subprocess.Popen([*cmd, str(i), str(port), jobs], cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    for i in range(n)
   ]
-  assert rows == [1, 2, 3], 'each step logged once, by process 0'
-  results = json.loads((tmp_path / 'procs' / 'results.json').read_text())
-  assert results['device_count'] == 2 and results['test_examples'] == 500
-  if method == 'fixmatch':
-    # The 2-process run's checkpoint at step 2 resumes in one process on one device.
-    resumed = tmp_path / 'resumed'
-    shutil.copytree(tmp_path / 'procs', resumed)
-    shutil.rmtree(resumed / 'checkpoints' / '3')
-    (resumed / 'results.json').unlink()
-    _wait(_start(method, resumed, tmp_path / 'resumed.npz', devices=1))
-    _assert_same(one, _load(tmp_path / 'resumed.npz'))
+
+
+def _interrupted_copy(src, dst):
+  """The run in `src` as if it had died after its checkpoint at step 2 (of 3)."""
+  shutil.copytree(src, dst)
+  shutil.rmtree(dst / 'checkpoints' / '3')
+  (dst / 'results.json').unlink()
+
+
+def _in_process(method, workdir, mesh):
+  leaves, errors = final_state(method, workdir, helpers.small(), mesh)
+  return leaves, errors, mesh.size
+
+
+@pytest.mark.slow  # two fresh interpreters (JAX, TensorFlow through clu) and ten compiled runs
+def test_two_processes_compute_what_one_does(tmp_path):
+  # Two processes x 1 device (the worker starts them as `jaxssl train` does) against this
+  # process on 1 and on 2 of its devices, for FixMatch (batch norm over the global batch) and
+  # Improved-GAN (two optimizers); checkpoints cross topologies both ways. The workers pay
+  # their interpreter start once for all their runs and read the arrays from an .npz.
+  data = tmp_path / 'data.npz'
+  _save_arrays(helpers.small(), data)
+  one = {'fixmatch': _in_process('fixmatch', tmp_path / 'one_fixmatch', helpers.one_device())}
+  _interrupted_copy(tmp_path / 'one_fixmatch', tmp_path / 'one_then_procs')
+  jobs = [(m, tmp_path / f'procs_{m}', tmp_path / f'procs_{m}.npz') for m in METHODS]
+  jobs.append(('fixmatch', tmp_path / 'one_then_procs', tmp_path / 'one_then_procs.npz'))
+  workers = _start_processes(data, jobs)
+  # While the workers start: the same runs here.
+  one['improved_gan'] = _in_process('improved_gan', tmp_path / 'one_gan', helpers.one_device())
+  two_devices = parallel.make_mesh(jax.devices()[:2])
+  two = {m: _in_process(m, tmp_path / f'two_{m}', two_devices) for m in METHODS}
+  for p in workers:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err.decode()[-3000:]
+  for m in METHODS:
+    procs = _load(tmp_path / f'procs_{m}.npz')
+    assert (one[m][2], two[m][2], procs[2]) == (1, 2, 2)
+    _assert_same(one[m], two[m])
+    _assert_same(one[m], procs)
+    log = (tmp_path / f'procs_{m}' / 'metrics.jsonl').read_text().splitlines()
+    assert [json.loads(r)['step'] for r in log] == [1, 2, 3], 'each step logged once'
+    results = json.loads((tmp_path / f'procs_{m}' / 'results.json').read_text())
+    assert results['device_count'] == 2 and results['test_examples'] == 500
+  # 1 process -> 2: the workers finished the 1-device run's step-2 checkpoint.
+  _assert_same(_load(tmp_path / 'procs_fixmatch.npz'), _load(tmp_path / 'one_then_procs.npz'))
+  # 2 processes -> 1: this process finishes the workers' step-2 checkpoint on one device.
+  _interrupted_copy(tmp_path / 'procs_fixmatch', tmp_path / 'procs_then_one')
+  _assert_same(one['fixmatch'], _in_process('fixmatch', tmp_path / 'procs_then_one',
+                                            helpers.one_device()))  # fmt: skip
