@@ -3,7 +3,9 @@ or fills up. Each ends in one line, and what was written before stays usable."""
 
 import errno
 import json
+import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -59,6 +61,48 @@ def test_sigterm_checkpoints_the_finished_step_and_the_same_command_resumes(tmp_
   assert code == Preempted.EXIT_CODE and 'SIGINT received' in err, err[-2000:]
   steps = _steps(tmp_path)
   assert steps == list(range(1, max(steps) + 1)), 'no step repeated or skipped across the stop'
+
+
+def _start_pair(workdir, port):
+  """Two processes x 1 CPU device of the same run, as a user starts them on one machine."""
+  env = dict(os.environ)
+  flags = [f for f in env.get('XLA_FLAGS', '').split() if 'device_count' not in f]
+  env['XLA_FLAGS'] = ' '.join([*flags, '--xla_force_host_platform_device_count=1'])
+  args = ['--config.num_steps=100000', '--config.checkpoint_every=100000', '--config.log_every=5',
+          '--config.eval_every=100000', '--config.batch_size=32', '--num_processes=2',
+          f'--coordinator_address=localhost:{port}', '--distributed_timeout=60']  # fmt: skip
+  return [
+    helpers.start_cli_train(f'{CONFIG}:quick', workdir, *args, f'--process_id={i}', env=env)
+    for i in range(2)
+  ]
+
+
+@pytest.mark.slow  # four fresh interpreters that import JAX and TensorFlow and compile
+def test_sigterm_to_one_of_two_processes_stops_both_at_the_same_step(tmp_path):
+  # A preemption notice reaching one host only (here process 1, which writes nothing): both
+  # processes stop after the same step, that step is checkpointed once, and the same two
+  # commands resume after it.
+  with socket.socket() as sock:
+    sock.bind(('localhost', 0))
+    port = sock.getsockname()[1]
+  p0, p1 = _start_pair(tmp_path, port)
+  code1, err1 = _signal_after(p1, tmp_path, 5, signal.SIGTERM)
+  _, err0 = p0.communicate(timeout=300)
+  assert code1 == p0.returncode == Preempted.EXIT_CODE, (err0[-2000:], err1[-2000:])
+  lines = [line for line in err0.splitlines() if line.startswith('jaxssl:')]
+  assert len(lines) == 1 and 'stopped after step' in lines[0], err0[-2000:]
+  stopped = int(lines[0].split('after step ')[1].split()[0])
+  assert stopped % 5 == 0, 'processes agree at log steps'
+  ckpts = Checkpoints(str(tmp_path), keep=3)
+  assert ckpts.latest_step() == stopped
+  ckpts.close()
+  assert max(_steps(tmp_path)) == stopped
+  p0, p1 = _start_pair(tmp_path, port)
+  code0, err0 = _signal_after(p0, tmp_path, stopped + 5, signal.SIGTERM)
+  _, err1 = p1.communicate(timeout=300)
+  assert code0 == p1.returncode == Preempted.EXIT_CODE, (err0[-2000:], err1[-2000:])
+  steps = _steps(tmp_path)
+  assert steps == list(range(5, max(steps) + 1, 5)), 'no row repeated or skipped across the stop'
 
 
 def _train(config, workdir):
