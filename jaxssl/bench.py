@@ -1,17 +1,53 @@
-"""`jaxssl bench`: compile time, step time, images/s and memory of a compiled train step."""
+"""`jaxssl bench`: compile time, step time, images/s, memory, FLOPs and MFU of a compiled train
+step, and how much of the step is the backbone."""
 
 import json
+import re
 import resource
 import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxssl import config as config_lib
-from jaxssl import parallel
+from jaxssl import methods, parallel
 from jaxssl.data import datasets
 from jaxssl.train import build
+
+# Peak dense FLOP/s per device (TFLOP/s; vendor datasheets, no sparsity): (pattern of
+# jax.Device.device_kind, bfloat16, float32). float32 on NVIDIA is the TF32 tensor-core peak, which
+# XLA uses for float32 matmuls and convolutions at JAX's default precision; on TPU the default
+# precision computes float32 matmuls in one bfloat16 pass, so the bfloat16 peak is the one.
+PEAK_TFLOPS = (
+  (r'H200', 989.4, 494.7),
+  (r'H100.*PCIe', 756.0, 378.0),
+  (r'H100', 989.4, 494.7),  # SXM
+  (r'A100', 312.0, 156.0),
+  (r'\bL4\b', 121.0, 60.0),
+  (r'TPU v4', 275.0, 275.0),
+  (r'TPU v5 ?(lite|e)', 197.0, 197.0),
+  (r'TPU v5', 459.0, 459.0),  # v5p
+  (r'TPU v6 ?(lite|e)', 918.0, 918.0),
+)
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+  """Peak dense FLOP/s of one device of this kind for `dtype`, or None where not tabled (CPU)."""
+  for pattern, bf16, fp32 in PEAK_TFLOPS:
+    if re.search(pattern, device_kind):
+      return 1e12 * (bf16 if dtype == 'bfloat16' else fp32)
+  return None
+
+
+def flops(compiled, devices: int | None = None) -> float | None:
+  """FLOPs of one call of a compiled program over `devices` devices (default: all), from XLA's
+  cost analysis (which counts the program of one device of an SPMD-partitioned step)."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list | tuple) else cost
+  per_device = (cost or {}).get('flops')
+  return None if per_device is None else per_device * (devices or jax.device_count())
 
 
 def _synthetic_batches(run):
@@ -26,6 +62,43 @@ def _peak_memory() -> tuple[float | None, str]:
   if 'peak_bytes_in_use' in stats:
     return stats['peak_bytes_in_use'] / 2**20, 'device peak'
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'host max RSS'
+
+
+def _time(fn, args, steps: int, warmup: int) -> list[float]:
+  times = []
+  for i in range(warmup + steps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    if i >= warmup:
+      times.append(time.perf_counter() - t0)
+  return times
+
+
+def backbone_step(run, views: int):
+  """(compiled, args) of the backbone alone: one forward and backward pass in training mode over
+  `views` images, sharded as the step's batch; None for methods without a `backbone` knob."""
+  cfg = run.config
+  if 'backbone' not in cfg:
+    return None
+  from jaxssl import core
+  from jaxssl.methods import _classifier as C
+
+  ds = run.dataset
+  spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled, 1)
+  new = lambda key: C.backbone(cfg, spec, key)
+  net = C.Net(core.graphdef(new))
+  _, params, rest = core.split(new(jax.random.key(0)))
+
+  def fwd_bwd(params, rest, images):
+    loss = lambda p: jnp.sum(net(p, rest, images, train=True)[0])
+    return jax.grad(loss)(params)
+
+  images = jax.device_put(
+    jnp.zeros((views, *ds.image_shape), jnp.float32), parallel.batch_sharding(run.mesh)
+  )
+  rep = parallel.replicated(run.mesh)
+  params, rest = jax.device_put(params, rep), jax.device_put(rest, rep)
+  return jax.jit(fwd_bwd).lower(params, rest, images).compile(), (params, rest, images)
 
 
 def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic') -> dict:
@@ -60,6 +133,23 @@ def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic')
   total = labeled + unlabeled
   forwarded = labeled + unlabeled * len(run.method.unlabeled_views)  # FixMatch: 64 + 2·448
   memory, memory_kind = _peak_memory()
+  device = jax.devices()[0].device_kind
+  dtype = cfg.get('compute_dtype', 'float32')
+  step_flops = flops(compiled)
+  achieved = step_flops / step_s if step_flops else None
+  peak = peak_flops(device, dtype)
+  backbone = {}
+  compiled_backbone = backbone_step(run, forwarded)
+  if compiled_backbone is not None:
+    fn, args = compiled_backbone
+    backbone_s = statistics.median(_time(fn, args, steps, warmup))
+    bb_flops = flops(fn)
+    backbone = {
+      'backbone_ms': round(1e3 * backbone_s, 3),
+      'rest_ms': round(1e3 * (step_s - backbone_s), 3),
+      'backbone_fraction': round(backbone_s / step_s, 3),
+      'backbone_gflops': round(bb_flops / 1e9, 3) if bb_flops else None,
+    }
   return {
     'method': cfg.method,
     'dataset': cfg.dataset,
@@ -74,9 +164,15 @@ def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic')
     'images_per_s_labeled': round(labeled / step_s, 1),
     'images_per_s_total': round(total / step_s, 1),
     'views_per_s': round(forwarded / step_s, 1),
+    'compute_dtype': dtype,
+    'gflops_per_step': round(step_flops / 1e9, 3) if step_flops else None,
+    'achieved_tflops': round(achieved / 1e12, 4) if achieved else None,
+    'peak_tflops': round(peak * jax.device_count() / 1e12, 1) if peak else None,
+    'mfu': round(achieved / (peak * jax.device_count()), 4) if achieved and peak else None,
+    **backbone,
     'peak_memory_mib': round(memory, 1) if memory else None,
     'memory_kind': memory_kind,
-    'device': jax.devices()[0].device_kind,
+    'device': device,
     'device_count': jax.device_count(),
     'platform': jax.default_backend(),
     'jax': jax.__version__,

@@ -49,6 +49,7 @@ def defaults(**overrides) -> dict:
     weight_decay=5e-4,  # on conv/dense kernels only
     weight_decay_mode='l2',  # l2: wd·w added to the gradient | decoupled: AdamW's
     ema_decay=0.999,  # EMA of the weights: the evaluated model (raw one also reported)
+    compute_dtype='float32',  # float32 | bfloat16: the conv backbones' convolutions/activations
     flip=True,  # random horizontal flip in every augmentation; off for digits
     augment='auto',  # strong-view recipe: fixmatch | digits | auto (digits for mnist)
     pad_fraction=0.125,  # translation by up to this fraction (reflect-pad and crop)
@@ -97,10 +98,17 @@ class _WithHeads(nnx.Module):
     return self.backbone.head(feat), {name: head(feat) for name, head in self.heads.items()}
 
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
 def backbone(config, data: DataSpec, key: jax.Array) -> nnx.Module:
   choice(config, 'backbone', BACKBONES)
+  choice(config, 'compute_dtype', COMPUTE_DTYPES)
   rngs, c = nnx.Rngs(key), data.image_shape[-1]
-  args = dict(bn_momentum=config.bn_momentum, rngs=rngs)
+  dtype = jnp.bfloat16 if config.compute_dtype == 'bfloat16' else None
+  if dtype is not None and config.backbone == 'gan_mlp':
+    raise UserError('compute_dtype=bfloat16 is for the conv backbones (wrn28_*, cnn)')
+  args = dict(bn_momentum=config.bn_momentum, rngs=rngs, dtype=dtype)
   if config.backbone.startswith('wrn28_'):
     k = int(config.backbone.removeprefix('wrn28_'))
     return WideResNet(c, data.num_classes, filters=16 * k, scales=3, **args)

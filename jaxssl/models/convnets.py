@@ -4,8 +4,10 @@
 behind the FixMatch/MixMatch/UDA tables: a 16-filter stem, then 3 groups of 4 pre-activation
 residual blocks of 16k, 32k, 64k filters, leaky ReLU 0.1, batch norm of momentum 0.999.
 `SmallCNN` is a few conv blocks for 28x28 grayscale digits, so CPU runs on MNIST are quick.
-Both take float images in [0, 1], NHWC, and return logits; `key` is accepted for the interface
-and unused (the recipes use no dropout).
+Both take float images in [0, 1], NHWC, and return float32 logits; `key` is accepted for the
+interface and unused (the recipes use no dropout). `dtype=jnp.bfloat16` runs the convolutions
+and activations in bfloat16; parameters, batch-norm statistics, the pooled features and the
+dense head stay float32.
 """
 
 import functools
@@ -18,22 +20,27 @@ from flax import nnx
 from jaxssl.models import layers
 
 
-def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:
+def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs, dtype=None) -> nnx.Conv:
   # fixmatch's conv_args: N(0, sqrt(2 / (k·k·cout))), He init over fan-out; TF convs have biases.
   init = layers.normal_init(math.sqrt(2.0 / (k * k * cout)))
-  return nnx.Conv(cin, cout, (k, k), stride, padding='SAME', kernel_init=init, rngs=rngs)
+  return nnx.Conv(
+    cin, cout, (k, k), stride, padding='SAME', kernel_init=init, dtype=dtype, rngs=rngs
+  )
 
 
-def _bn(n: int, momentum: float, rngs: nnx.Rngs) -> nnx.BatchNorm:
-  return nnx.BatchNorm(n, momentum=momentum, epsilon=1e-3, rngs=rngs)  # TF's epsilon
+def _bn(n: int, momentum: float, rngs: nnx.Rngs, dtype=None) -> nnx.BatchNorm:
+  # Statistics are computed and kept in float32 whatever `dtype` (the output's) is.
+  return nnx.BatchNorm(n, momentum=momentum, epsilon=1e-3, dtype=dtype, rngs=rngs)  # TF's epsilon
 
 
 class _Residual(nnx.Module):
-  def __init__(self, cin, cout, stride, activate_before_residual, *, bn_momentum, slope, rngs):
-    self.bn1, self.bn2 = _bn(cin, bn_momentum, rngs), _bn(cout, bn_momentum, rngs)
-    self.conv1 = _conv(cin, cout, 3, stride, rngs)
-    self.conv2 = _conv(cout, cout, 3, 1, rngs)
-    self.shortcut = _conv(cin, cout, 1, stride, rngs) if cin != cout else None
+  def __init__(
+    self, cin, cout, stride, activate_before_residual, *, bn_momentum, slope, rngs, dtype=None
+  ):
+    self.bn1, self.bn2 = _bn(cin, bn_momentum, rngs, dtype), _bn(cout, bn_momentum, rngs, dtype)
+    self.conv1 = _conv(cin, cout, 3, stride, rngs, dtype)
+    self.conv2 = _conv(cout, cout, 3, 1, rngs, dtype)
+    self.shortcut = _conv(cin, cout, 1, stride, rngs, dtype) if cin != cout else None
     self.activate_before_residual = activate_before_residual
     self.act = functools.partial(jax.nn.leaky_relu, negative_slope=slope)
 
@@ -62,9 +69,10 @@ class WideResNet(nnx.Module):
     repeat: int = 4,
     bn_momentum: float = 0.999,
     slope: float = 0.1,
+    dtype=None,
   ):
-    args = dict(bn_momentum=bn_momentum, slope=slope, rngs=rngs)
-    self.stem = _conv(in_channels, 16, 3, 1, rngs)
+    args = dict(bn_momentum=bn_momentum, slope=slope, rngs=rngs, dtype=dtype)
+    self.stem = _conv(in_channels, 16, 3, 1, rngs, dtype)
     blocks, cin = [], 16
     for scale in range(scales):
       width = filters << scale
@@ -72,8 +80,8 @@ class WideResNet(nnx.Module):
       blocks += [_Residual(width, width, 1, False, **args) for _ in range(repeat - 1)]
       cin = width
     self.blocks = nnx.List(blocks)
-    self.bn = _bn(cin, bn_momentum, rngs)
-    self.head = nnx.Linear(
+    self.bn = _bn(cin, bn_momentum, rngs, dtype)
+    self.head = nnx.Linear(  # float32: it reads the float32 average
       cin, num_classes, kernel_init=jax.nn.initializers.glorot_normal(), rngs=rngs
     )
     self.slope = slope
@@ -85,7 +93,7 @@ class WideResNet(nnx.Module):
     for block in self.blocks:
       y = block(y, train)
     y = jax.nn.leaky_relu(self.bn(y, use_running_average=not train), self.slope)
-    return jnp.mean(y, axis=(1, 2))
+    return jnp.mean(y, axis=(1, 2), dtype=jnp.float32)
 
   def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
     return self.head(self.features(x, train))
@@ -110,11 +118,12 @@ class SmallCNN(nnx.Module):
     bn_momentum: float = 0.99,
     slope: float = 0.1,
     image_size: int = 28,
+    dtype=None,
   ):
     convs, bns, cin = [], [], in_channels
     for w in widths:
-      convs.append(_conv(cin, w, 3, 1, rngs))
-      bns.append(_bn(w, bn_momentum, rngs))
+      convs.append(_conv(cin, w, 3, 1, rngs, dtype))
+      bns.append(_bn(w, bn_momentum, rngs, dtype))
       cin = w
     self.convs, self.bns = nnx.List(convs), nnx.List(bns)
     init = jax.nn.initializers.glorot_normal()
@@ -131,7 +140,9 @@ class SmallCNN(nnx.Module):
       y = jax.nn.leaky_relu(bn(conv(y), use_running_average=not train), self.slope)
       if i < min(2, len(self.convs) - 1):
         y = nnx.max_pool(y, (2, 2), (2, 2))
-    return y.reshape(len(y), -1) if self.flatten else jnp.mean(y, axis=(1, 2))
+    if self.flatten:
+      return y.reshape(len(y), -1).astype(jnp.float32)
+    return jnp.mean(y, axis=(1, 2), dtype=jnp.float32)
 
   def __call__(self, x: jax.Array, train: bool = False, key=None) -> jax.Array:
     return self.head(self.features(x, train))
