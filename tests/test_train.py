@@ -302,3 +302,28 @@ def test_bench_cli_writes_json(capsys, tmp_path):
   result = json.loads(out.read_text())
   assert result['batch_total'] == 64 and result['step_ms_median'] > 0  # 32 labeled + 32 unlabeled
   assert result['device_count'] == 8 and 'compile_s' in result
+
+
+def test_steps_get_their_batches_on_device_and_transfer_nothing(tmp_path, monkeypatch):
+  # The input pipeline puts each batch on the devices ahead of its step (a prefetch thread), and
+  # the compiled step moves nothing between host and device implicitly: every step of a run
+  # passes under jax.transfer_guard('disallow').
+  import dataclasses
+
+  from jaxssl import train
+
+  build = train.build
+
+  def guarded_build(*args, **kwargs):
+    run = build(*args, **kwargs)
+    step = run.train_step
+
+    def guarded(state, batch):
+      with jax.transfer_guard('disallow'):
+        return step(state, batch)
+
+    return dataclasses.replace(run, train_step=guarded)
+
+  monkeypatch.setattr(train, 'build', guarded_build)
+  config = tiny_config('fixmatch', num_steps=3, log_every=1, eval_every=3)
+  assert _train(config, tmp_path)['steps'] == 3
