@@ -332,6 +332,8 @@ def main(argv):
   cells = plan(FLAGS.config, FLAGS.methods, FLAGS.labels, FLAGS.seeds)
   command = ' '.join(['python experiments/sweep.py', *sys.argv[1:]])
   if not FLAGS.report_only:
+    from jaxssl.errors import Preempted
+
     for i, (method, labels, seed) in enumerate(cells, 1):
       workdir = cell_dir(root, method, labels, seed)
       done = workdir / 'results.json'
@@ -339,7 +341,11 @@ def main(argv):
         continue
       print(f'[{i}/{len(cells)}] {method}, {labels} labels, seed {seed} -> {workdir}', flush=True)
       t0 = time.time()
-      results = run_cell(FLAGS.config, overrides, method, labels, seed, workdir)
+      try:
+        results = run_cell(FLAGS.config, overrides, method, labels, seed, workdir)
+      except Preempted as e:  # the cell checkpointed its last step: the same command resumes it
+        print(f'sweep: {e}', file=sys.stderr)
+        sys.exit(Preempted.EXIT_CODE)
       if results:
         print(
           f'[{i}/{len(cells)}] {method}, {labels} labels, seed {seed}: '
