@@ -254,3 +254,27 @@ def test_remixmatch_guess_and_rotation_match_usb():
   corners = [(0, 2), (0, 0), (2, 0), (2, 2)]  # 0, 90, 180, 270 degrees
   for k, (r, c) in enumerate(corners):
     assert turned[k, r, c, 0] == 1.0 and turned[k].sum() == 1.0
+
+
+@pytest.mark.parametrize(
+  'method, overrides, total',
+  [
+    # After the warm-up: λu = λin = 1.
+    ('simmatch', dict(threshold=0.0, bank_warmup_steps=0),
+     lambda m: m['sup'] + m['unsup'] + m['in']),
+    # During it the instance loss is computed (and logged) but left out.
+    ('simmatch', dict(threshold=0.0), lambda m: m['sup'] + m['unsup']),
+    # No ramp: λu 1.5, λkl 0.5, λrot 0.5.
+    ('remixmatch', dict(ramp_steps=0),
+     lambda m: m['sup'] + 1.5 * m['unsup'] + 0.5 * m['kl'] + 0.5 * m['rot']),
+  ],
+)  # fmt: skip
+def test_each_term_enters_the_loss_with_its_weight(method, overrides, total):
+  # The pieces above are checked against USB; this checks the objective adds them as USB does.
+  from tests import helpers
+
+  run = helpers.build_small(helpers.tiny_config(method, active=False, **overrides))
+  _, metrics = run.train_step(run.init(), next(run.pipeline.iterate(0, 1)))
+  m = {k.split('/')[-1]: float(v) for k, v in metrics.items() if k.startswith('loss/')}
+  assert min(m.values()) > 0, m
+  np.testing.assert_allclose(m['total'], total(m), rtol=1e-5)
