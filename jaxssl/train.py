@@ -291,10 +291,9 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: _Sto
     desc=f'{config.method}/{config.dataset}',
   )
   row = {}
+  batches = run.pipeline.iterate(start, config.num_steps)
   try:
-    for step, batch in zip(
-      range(start, config.num_steps), run.pipeline.iterate(start, config.num_steps)
-    ):
+    for step, batch in zip(range(start, config.num_steps), batches):
       state, metrics = run.train_step(state, batch)
       s = step + 1
       bar.update(1)
@@ -332,6 +331,7 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: _Sto
         raise Preempted(s, stop.name or 'a stop signal on another process', ckpts.directory)
     ckpts.wait()
   finally:
+    batches.close()  # stops the input thread now, not when the traceback is collected
     bar.close()
   return state, row
 

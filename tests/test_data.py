@@ -1,5 +1,7 @@
 """Labeled splits and streams: balance, determinism, reshuffling, exact positions."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,10 @@ def test_prefetched_device_batches_are_sharded(mnist):
   assert len(batches) == 2
   assert batches[0]['x_l'].sharding.is_equivalent_to(parallel.batch_sharding(mesh), 4)
   np.testing.assert_array_equal(np.asarray(batches[1]['x_u']), pipe.host_batch(4)['x_u'])
+  it = pipe.iterate(0, 10_000)
+  next(it)
+  it.close()  # the consumer leaves early: the producer thread is joined, not left running
+  assert 'jaxssl-input' not in [t.name for t in threading.enumerate()]
 
 
 def test_unknown_dataset_fails_before_any_work():

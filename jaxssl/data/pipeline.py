@@ -96,22 +96,24 @@ class Pipeline:
     q: queue.Queue = queue.Queue(maxsize=buffer)
     done = threading.Event()
 
+    def offer(item) -> bool:  # False once the consumer has gone
+      while not done.is_set():
+        try:
+          q.put(item, timeout=0.1)
+          return True
+        except queue.Full:
+          continue
+      return False
+
     def produce():
       try:
         for step in range(start, stop):
-          item = parallel.to_device(self.host_batch(step), self.mesh)
-          while not done.is_set():
-            try:
-              q.put(item, timeout=0.1)
-              break
-            except queue.Full:
-              continue
-          if done.is_set():
+          if not offer(parallel.to_device(self.host_batch(step), self.mesh)):
             return
       except BaseException as e:  # surfaced in the consumer, not lost in the thread
-        q.put(e)
+        offer(e)
 
-    thread = threading.Thread(target=produce, daemon=True)
+    thread = threading.Thread(target=produce, name='jaxssl-input', daemon=True)
     thread.start()
     try:
       for _ in range(start, stop):
@@ -120,7 +122,11 @@ class Pipeline:
           raise item
         yield item
     finally:
+      # Joined, not left running: a daemon thread still inside JAX or TF when the interpreter
+      # exits (e.g. after a preemption stop) aborts the process in C++ ("FATAL: exception not
+      # rethrown") instead of leaving with the run's exit code.
       done.set()
+      thread.join()
 
 
 def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mesh):
