@@ -80,3 +80,41 @@ def test_quick_variants_shorten_only_the_horizon():
   ]:
     full, quick = _resolved(spec).to_dict(), _resolved(f'{spec}:quick').to_dict()
     assert {k for k in full if full[k] != quick[k]} <= changed, spec
+
+
+def test_m1_m2_is_the_authors_mnist_100_recipe():
+  # dpkingma/nips14-ssl: run_2layer_ssl.py for 100 labels calls learn_yz_x_ss.main(3000, 100,
+  # 'mnist_2layer', n_z=50, n_hidden=(300,), alpha=0.1, n_minibatches=100): 3,000 passes, M2 with
+  # one hidden layer of 300 on the M1 units whose posterior mean varies (std > 0.1 over 1,000
+  # unlabeled images), AdaM(alpha=3e-4, beta1=0.9, beta2=0.999), init_w(1e-3); M1 is
+  # models/mnist_z_x_50-500-500_longrun (gpulearn_z_x.py: 50-500-500, softplus, Bernoulli
+  # p(x|z) on pixels resampled as binary, lr 3e-4).
+  c = _resolved('mnist_vae_m2.py:m1m2')
+  expected = dict(
+    dataset='mnist',
+    labels_per_class=10,
+    stacked=True,
+    m1_widths=(500, 500),
+    m1_latent=50,
+    m1_keep_std=0.1,
+    m1_lr=3e-4,
+    binarize=True,
+    widths=(300,),
+    latent=50,
+    alpha=0.1,  # beta = alpha * N / N_l on the labeled log q(y|x)
+    lr=3e-4,
+    adam_b1=0.9,
+    adam_b2=0.999,
+    init_scale=1e-3,
+    lr_decay_fraction=0.0,
+  )
+  assert {k: c[k] for k in expected} == expected
+  # 100 minibatches a pass: 1 labeled and ~500 unlabeled images each (theirs: 499 of the
+  # 49,900 unlabeled of a 50,000 training split); here every step sees all 100 labeled ones.
+  assert c.batch_size * c.uratio == 500
+  m2_epochs = c.num_steps * (1 - c.m1_fraction) * c.batch_size * c.uratio / MNIST_TRAIN
+  assert round(m2_epochs) == 3000
+  # M2 alone (the paper's section 4.1: one hidden layer of 500, 50 latents, same optimiser).
+  m2 = _resolved('mnist_vae_m2.py:m2')
+  assert (m2.stacked, m2.widths, m2.latent, m2.alpha, m2.lr) == (False, (500,), 50, 0.1, 3e-4)
+  assert round(m2.num_steps * m2.batch_size * m2.uratio / MNIST_TRAIN) == 3000

@@ -9,9 +9,11 @@ An epoch is one pass over the 60,000 unlabeled images: 120 steps.
 
 `m1m2` is the authors' run_2layer_ssl.py for 100 labels: M1 50-500-500, M2 with one hidden layer of
 300 on M1's kept units, Adam 3e-4, 3000 M2 epochs (their M1 is a separate "longrun"; 300 epochs
-here). `m1m2_cpu` compresses it to what a 2-core CPU runs in about 40 minutes: 150 M1 epochs
-and 300 M2 epochs, both at lr 1e-3, M2's decaying linearly to 0 over its last third. `m2` is M2
-on dynamically binarized pixels (hidden 500, Flax's default init).
+here; their M1 minibatch is 1,000 images, here the step's 500 unlabeled ones). Their Gaussian
+weight priors (sd 100 on M1, sd 1 on M2 and q(y|x)) are left out. `m1m2_cpu` compresses it to what
+a 2-core CPU runs in about 40 minutes: 150 M1 epochs and 300 M2 epochs, both at lr 1e-3, M2's
+decaying linearly to 0 over its last third. `m2` is M2 on dynamically binarized pixels (hidden 500,
+Flax's default init).
 Measured numbers for each variant: RESULTS.md.
 """
 
