@@ -3,13 +3,16 @@ CPU device (started as `jaxssl train` starts them) trains tiny configs on MNIST 
 .npz (no TFDS in the worker); process 0 saves each run's final state.
 
   python -m tests.multiprocess_worker DATA.npz NUM_PROCESSES PROCESS_ID PORT JOBS_JSON
-JOBS_JSON: [[method, workdir, out.npz], ...], run in order (a workdir holding a checkpoint
-resumes from it).
+JOBS_JSON: [[method, workdir, out.npz, wait], ...], run in order (a workdir holding a checkpoint
+resumes from it); with `wait` the job starts once its workdir appears (the test writes it while
+the workers import and compile).
 """
 
 import json
 import os
 import sys
+import time
+from pathlib import Path
 
 
 def final_state(method: str, workdir, dataset, mesh=None):
@@ -44,7 +47,11 @@ def main(data, num_processes, process_id, port, jobs):
 
   arrays = np.load(data)
   dataset = datasets.Dataset('mnist', 10, *(arrays[k] for k in ('xtr', 'ytr', 'xte', 'yte')))
-  for method, workdir, out in json.loads(jobs):
+  for method, workdir, out, wait in json.loads(jobs):
+    deadline = time.time() + 600
+    while wait and not Path(workdir).exists():
+      assert time.time() < deadline, f'{workdir} never appeared'
+      time.sleep(0.05)
     leaves, errors = final_state(method, workdir, dataset)
     if jax.process_index() == 0:
       np.savez(out, *leaves, errors=errors, devices=jax.device_count())

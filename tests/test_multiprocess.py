@@ -91,23 +91,29 @@ def _save_arrays(ds, path):
 
 
 def _start_processes(data, jobs, n=2):
-  """n worker processes x 1 CPU device running `jobs` ([method, workdir, out]) in order."""
+  """n worker processes x 1 CPU device running `jobs` ([method, workdir, out, wait]) in order."""
   port, env = _port(), dict(os.environ)
   flags = [f for f in env.get('XLA_FLAGS', '').split() if 'device_count' not in f]
   env['XLA_FLAGS'] = ' '.join([*flags, '--xla_force_host_platform_device_count=1'])
-  jobs = json.dumps([[m, str(w), str(o)] for m, w, o in jobs])
+  jobs = json.dumps([[m, str(w), str(o), wait] for m, w, o, wait in jobs])
   cmd = [sys.executable, '-m', 'tests.multiprocess_worker', str(data), str(n)]
-  return [
-    subprocess.Popen([*cmd, str(i), str(port), jobs], cwd=ROOT, env=env, stderr=subprocess.PIPE)
-    for i in range(n)
-  ]
+  # stderr to files: a pipe nobody reads while this process trains would block a chatty worker.
+  logs = [data.with_name(f'worker{i}.log') for i in range(n)]
+  procs = []
+  for i, log in enumerate(logs):
+    with log.open('w') as f:
+      procs.append(subprocess.Popen([*cmd, str(i), str(port), jobs], cwd=ROOT, env=env, stderr=f))
+  return procs, logs
 
 
 def _interrupted_copy(src, dst):
-  """The run in `src` as if it had died after its checkpoint at step 2 (of 3)."""
-  shutil.copytree(src, dst)
-  shutil.rmtree(dst / 'checkpoints' / '3')
-  (dst / 'results.json').unlink()
+  """The run in `src` as if it had died after its checkpoint at step 2 (of 3), appearing at `dst`
+  at once (a waiting worker starts when it exists)."""
+  tmp = dst.with_name(dst.name + '.partial')
+  shutil.copytree(src, tmp)
+  shutil.rmtree(tmp / 'checkpoints' / '3')
+  (tmp / 'results.json').unlink()
+  tmp.rename(dst)
 
 
 def _in_process(method, workdir, mesh):
@@ -125,18 +131,23 @@ def _in_process(method, workdir, mesh):
 def test_two_processes_compute_what_one_does(tmp_path, method):
   # Two processes x 1 device (the workers start as `jaxssl train` starts them) against this
   # process on 1 and on 2 of its devices; checkpoints cross the topologies both ways. Each worker
-  # pays its interpreter start once for its two runs and reads the arrays from an .npz.
+  # pays its interpreter start once for its two runs and reads the arrays from an .npz; they
+  # start first, so their imports and compiles overlap this process's runs.
   data = tmp_path / 'data.npz'
   _save_arrays(helpers.small(), data)
-  one = _in_process(method, tmp_path / 'one', helpers.one_device())
-  _interrupted_copy(tmp_path / 'one', tmp_path / 'one_then_procs')
-  jobs = [(method, tmp_path / 'procs', tmp_path / 'procs.npz')]
-  jobs.append((method, tmp_path / 'one_then_procs', tmp_path / 'one_then_procs.npz'))
-  workers = _start_processes(data, jobs)
-  two = _in_process(method, tmp_path / 'two', parallel.make_mesh(jax.devices()[:2]))  # meanwhile
-  for p in workers:
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err.decode()[-3000:]
+  jobs = [(method, tmp_path / 'procs', tmp_path / 'procs.npz', False)]
+  jobs.append((method, tmp_path / 'one_then_procs', tmp_path / 'one_then_procs.npz', True))
+  workers, logs = _start_processes(data, jobs)
+  try:
+    one = _in_process(method, tmp_path / 'one', helpers.one_device())
+    _interrupted_copy(tmp_path / 'one', tmp_path / 'one_then_procs')  # the workers' second job
+    two = _in_process(method, tmp_path / 'two', parallel.make_mesh(jax.devices()[:2]))
+    for p, log in zip(workers, logs):
+      p.wait(timeout=600)
+      assert p.returncode == 0, log.read_text()[-3000:]
+  finally:
+    for p in workers:
+      p.kill()
   procs = _load(tmp_path / 'procs.npz')
   assert (one[2], two[2], procs[2]) == (1, 2, 2)
   _assert_same(one, two)
