@@ -36,6 +36,48 @@ def test_flat_normal_draws_the_same_numbers_as_jax_random_normal():
     np.testing.assert_array_equal(layers.normal(key, shape), jax.random.normal(key, shape))
 
 
+@pytest.mark.parametrize(
+  'y',
+  [
+    jax.random.normal(jax.random.key(1), (3, 8, 8, 4)),
+    jnp.zeros((2, 6, 6, 2)),  # every window a four-way tie
+    jnp.round(jax.random.normal(jax.random.key(2), (3, 7, 9, 2))),  # odd sizes, many ties
+  ],
+)
+def test_cpu_max_pool_is_the_native_one_bit_for_bit(y):
+  # SmallCNN's CPU pooling: the same values, and the gradient to the same element of each window.
+  native = lambda y: nnx.max_pool(y, (2, 2), (2, 2))
+  out, vjp = jax.vjp(jax.jit(layers.max_pool_2x2), y)
+  ref, vjp_ref = jax.vjp(native, y)
+  g = jax.random.normal(jax.random.key(3), ref.shape)
+  np.testing.assert_array_equal(out, ref)
+  np.testing.assert_array_equal(vjp(g)[0], vjp_ref(g)[0])
+  hlo = jax.jit(jax.grad(lambda y: layers.max_pool_2x2(y).sum())).lower(y).as_text()
+  assert 'select_and_scatter' not in hlo and 'reduce_window' not in hlo  # the CPU path ran
+
+
+def test_small_cnn_gradient_with_cpu_pooling_is_the_native_one(monkeypatch):
+  # Inside a whole compiled step XLA fuses and recomputes the pooled maps differently than in
+  # the test above (a first version routed the gradient by comparing with the forward's maximum
+  # and was 40 % off here, exact alone).
+  from jaxssl.models.convnets import SmallCNN
+
+  graph, params, rest = core.split(
+    SmallCNN(1, 10, rngs=nnx.Rngs(0), widths=(16, 32, 64, 64), head='flatten')
+  )
+  x = jax.random.uniform(jax.random.key(1), (16, 28, 28, 1))
+
+  def grads():  # at XLA:CPU's default level (3), as runs compile (conftest lowers it to 0)
+    loss = lambda p: jnp.sum(core.apply(graph, p, rest, x, True, None)[0] ** 2)
+    step = jax.jit(jax.grad(loss)).lower(params)
+    return step.compile({'xla_backend_optimization_level': 3})(params)
+
+  cpu = grads()
+  monkeypatch.setattr(layers, 'max_pool_2x2', lambda y: nnx.max_pool(y, (2, 2), (2, 2)))
+  for a, b in zip(jax.tree.leaves(cpu), jax.tree.leaves(grads())):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
+
+
 def test_wide_resnet_runs_on_cifar_shapes_and_updates_batch_norm():
   net = WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0))
   graph, params, rest = core.split(net)

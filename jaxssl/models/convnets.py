@@ -139,7 +139,7 @@ class SmallCNN(nnx.Module):
     for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
       y = jax.nn.leaky_relu(bn(conv(y), use_running_average=not train), self.slope)
       if i < min(2, len(self.convs) - 1):
-        y = nnx.max_pool(y, (2, 2), (2, 2))
+        y = layers.max_pool_2x2(y)
     if self.flatten:
       return y.reshape(len(y), -1).astype(jnp.float32)
     return jnp.mean(y, axis=(1, 2), dtype=jnp.float32)
