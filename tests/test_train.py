@@ -65,12 +65,18 @@ def _is_timing(key: str) -> bool:
     ('flexmatch', 'ctaugment'),
     ('simmatch', 'randaugment'),
     ('remixmatch', 'randaugment'),
+    ('freematch', 'randaugment'),
+    ('softmatch', 'randaugment'),
+    ('adamatch', 'randaugment'),
+    ('dash', 'randaugment'),
   ],
 )
 def test_interrupted_run_resumes_bit_identically(tmp_path, method, strong):
   # FlexMatch: the richest state (per-example memory, EMA, optimizer, CTAugment's bin weights)
   # and a data position. SimMatch: the labeled bank and the alignment queue, a model with extra
-  # heads; ReMixMatch: the rotation head and the alignment EMA.
+  # heads; ReMixMatch: the rotation head and the alignment EMA. FreeMatch: the global and
+  # class-wise confidence EMAs; SoftMatch: the confidence mean and variance and p_model;
+  # AdaMatch: p_model; Dash: its threshold ρ.
   config = tiny_config(method, checkpoint_every=1, keep_checkpoints=5, strong_augment=strong)
   straight = _train(config, tmp_path / 'straight')
   # The run died after its checkpoint at step 1 (and wrote rows past it): results and later
