@@ -331,7 +331,7 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: _Sto
         raise Preempted(s, stop.name or 'a stop signal on another process', ckpts.directory)
     ckpts.wait()
   finally:
-    batches.close()  # stops the input thread now, not when the traceback is collected
+    batches.close()  # joins the input thread before a stop or an error leaves the loop
     bar.close()
   return state, row
 

@@ -116,7 +116,7 @@ _max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
 def max_pool_2x2(y: jax.Array) -> jax.Array:
   """2x2 max-pooling of NHWC maps with stride 2 (VALID), the values and the gradient of
   `nnx.max_pool(y, (2, 2), (2, 2))` bit for bit. On CPU it is computed from a reshape: XLA:CPU
-  runs reduce_window and its select-and-scatter gradient as slow loops (~30 % of the SmallCNN's
-  step at 224 images); other platforms keep the native ops."""
+  runs reduce_window and its select-and-scatter gradient as slow loops (~20 % of the SmallCNN's
+  op time at 224 images); other platforms keep the native ops."""
   native = lambda y: nnx.max_pool(y, (2, 2), (2, 2))
   return jax.lax.platform_dependent(y, cpu=_max_pool_2x2, default=native)
