@@ -8,7 +8,7 @@ from flax import nnx
 
 from jaxssl.errors import UserError
 from jaxssl.methods.improved_gan import discriminator_losses, feature_matching_loss
-from jaxssl.models.mlp import Discriminator
+from jaxssl.models.mlp import Discriminator, Generator
 from tests import helpers
 
 
@@ -35,6 +35,19 @@ def test_k_plus_one_losses_match_the_explicit_k_plus_one_softmax():
 def test_feature_matching_loss():
   real, fake = jnp.ones((4, 3)), jnp.zeros((5, 3)) + jnp.array([0.0, 1.0, 3.0])
   np.testing.assert_allclose(feature_matching_loss(real, fake), (1 + 0 + 4) / 3)
+
+
+@pytest.mark.parametrize(
+  'init, std', [('glorot_uniform', (6 / (500 + 784)) ** 0.5 / 3**0.5), ('normal', 0.1)]
+)
+def test_generator_output_directions_start_as_configured(init, std):
+  # Lasagne's GlorotUniform (the paper's G output) is U(±sqrt(6 / (fan_in + fan_out))).
+  g = Generator((28, 28, 1), rngs=nnx.Rngs(0), out_init=init)
+  v = np.asarray(g.out.v[...])
+  assert v.shape == (500, 784)
+  np.testing.assert_allclose(v.std(), std, rtol=0.01)
+  bound = (6 / (500 + 784)) ** 0.5
+  assert (np.abs(v).max() <= bound) == (init == 'glorot_uniform')
 
 
 def test_discriminator_shape_params_and_data_init():
@@ -99,3 +112,8 @@ def test_separate_generator_batch_feeds_feature_matching_the_second_half():
 def test_separate_generator_batch_needs_an_even_uratio():
   with pytest.raises(UserError, match='uratio must be even'):
     helpers.build_small(helpers.tiny_config('improved_gan', generator_batch='separate'))
+
+
+def test_unknown_generator_init_is_a_user_error():
+  with pytest.raises(UserError, match='gen_output_init must be'):
+    helpers.build_small(helpers.tiny_config('improved_gan', gen_output_init='xavier'))

@@ -31,6 +31,7 @@ def test_improved_gan_is_the_authors_mnist_recipe():
     generator_batch='separate',  # ... G's own 100: train_batch_gen(trainx_unl2[...])
     disc_widths=(1000, 500, 250, 250, 250),  # DenseLayer widths, then 10 logits
     gen_widths=(500, 500),  # softplus + batch norm, then 784 sigmoid
+    gen_output_init='glorot_uniform',  # l2normalize(LL.DenseLayer(...)): Lasagne's default W
     z_dim=100,  # uniform noise of size 100
     input_noise=0.3,  # GaussianNoiseLayer sigma=0.3 on the input
     hidden_noise=0.5,  # sigma=0.5 after each hidden layer
@@ -70,11 +71,15 @@ def test_ladder_is_the_authors_mnist_100_recipe():
 
 def test_quick_variants_shorten_only_the_horizon():
   # The default run and the quick Ladder differ from the paper in length (and the GAN in its
-  # Polyak horizon, which must fit inside the shorter run), nothing else.
+  # Polyak horizon, which must fit inside the shorter run, its batch sharing and its G init, each
+  # measured in the config's docstring), nothing else.
   for spec, changed in [
     (
       'mnist_improved_gan.py',
-      {'num_steps', 'eval_every', 'checkpoint_every', 'polyak_decay', 'generator_batch', 'uratio'},
+      {
+        *('num_steps', 'eval_every', 'checkpoint_every', 'polyak_decay'),
+        *('generator_batch', 'uratio', 'gen_output_init'),
+      },
     ),
     ('mnist_ladder.py', {'num_steps', 'eval_every', 'checkpoint_every'}),
   ]:

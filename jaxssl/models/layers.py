@@ -26,9 +26,10 @@ class Fixed(nnx.Variable):
 class WNDense(nnx.Module):
   """Weight-normalized dense layer w = g·v/‖v‖ (Salimans & Kingma 2016), columns normalized.
 
-  Matches openai/improved-gan `nn.DenseLayer`: v ~ N(0, init_std), g = 1 and trainable only when
+  Matches openai/improved-gan `nn.DenseLayer`: v ~ N(0, 0.1), g = 1 and trainable only when
   `train_scale` (the hidden layers of the Improved-GAN discriminator keep g fixed after
-  data-dependent init), b trainable.
+  data-dependent init), b trainable. With `kernel_init=glorot_uniform` and eps=1e-6 it is the
+  generator's output layer there, `nn.l2normalize` around a Lasagne DenseLayer.
   """
 
   def __init__(
@@ -38,10 +39,13 @@ class WNDense(nnx.Module):
     *,
     train_scale: bool,
     rngs: nnx.Rngs,
-    init_std: float = 0.1,
+    kernel_init=None,
     eps: float = 0.0,
   ):
-    self.v = nnx.Param(init_std * jax.random.normal(rngs.params(), (din, dout)))
+    # Under weight norm only v's direction counts, but its scale does too: Adam moves each entry by
+    # ~lr a step, so a larger v rotates more slowly.
+    kernel_init = kernel_init or normal_init(0.1)
+    self.v = nnx.Param(kernel_init(rngs.params(), (din, dout)))
     self.g = (nnx.Param if train_scale else Fixed)(jnp.ones((dout,)))
     self.b = nnx.Param(jnp.zeros((dout,)))
     self.eps = eps
