@@ -17,7 +17,7 @@ from jaxssl import core
 from jaxssl.data import to_float
 from jaxssl.errors import UserError
 from jaxssl.methods import DataSpec, Method
-from jaxssl.models.mlp import Discriminator, Generator
+from jaxssl.models.mlp import OUTPUT_INITS, Discriminator, Generator
 
 
 def defaults() -> dict:
@@ -84,9 +84,9 @@ def make(config, data: DataSpec) -> Method:
     raise UserError(
       f'generator_loss must be feature_matching or minimax, got {config.generator_loss!r}'
     )
-  if config.gen_output_init not in ('glorot_uniform', 'normal'):
+  if config.gen_output_init not in OUTPUT_INITS:
     raise UserError(
-      f'gen_output_init must be glorot_uniform or normal, got {config.gen_output_init!r}'
+      f'gen_output_init must be one of {", ".join(OUTPUT_INITS)}, got {config.gen_output_init!r}'
     )
   if config.generator_batch not in ('shared', 'separate'):
     raise UserError(f'generator_batch must be shared or separate, got {config.generator_batch!r}')

@@ -56,6 +56,11 @@ class Discriminator(nnx.Module):
     self.out.data_init(h)
 
 
+# The generator's output-layer directions: the paper code's (Lasagne's default DenseLayer W) or the
+# discriminator's N(0, 0.1²).
+OUTPUT_INITS = {'glorot_uniform': nnx.initializers.glorot_uniform(), 'normal': normal_init(0.1)}
+
+
 class Generator(nnx.Module):
   """z ~ U(0,1)^z_dim → 500 → 500 (softplus, batch norm) → sigmoid image, weight-normed output.
 
@@ -89,13 +94,12 @@ class Generator(nnx.Module):
         for b in widths
       ]
     )
-    kernel_init = {'glorot_uniform': glorot, 'normal': normal_init(0.1)}[out_init]
     self.out = WNDense(
       widths[-1],
       math.prod(out_shape),
       train_scale=True,
       rngs=rngs,
-      kernel_init=kernel_init,
+      kernel_init=OUTPUT_INITS[out_init],
       eps=1e-6,
     )
     self.out_shape = tuple(out_shape)
