@@ -14,7 +14,7 @@ Deviations from the authors' code (openai/improved-gan, train_mnist_feature_matc
 - quick: the generator's output-layer directions start N(0, 0.1²) (theirs: Lasagne's Glorot
   uniform, std 0.039, which full keeps). Adam rotates the larger entries ~2.5x more slowly, G's
   samples improve later, and the discriminator learns faster early: at 10 epochs (decay 0.999)
-  806 / 620 / 495 errors (seeds 0-2) against 1182 / 1208 / 1245 with the authors' init. At paper
+  557 / 511 / 471 errors (seeds 0-2) against 1182 / 1208 / 1245 with the authors' init. At paper
   length the two reach the same plateau (seed 0: 231 and 230 errors at epoch 100; RESULTS.md).
 - quick: Polyak decay 0.995 (theirs 0.9999, a horizon longer than the run). The average does not
   feed back into training, so the runs differ only in the evaluated weights: at 10 epochs 428 /
