@@ -33,3 +33,21 @@ def test_report_lists_runs_and_averages_over_seeds(tmp_path, capsys):
   assert '| vae_m2 |  | 100 | 0 | 500 | 9.00 % (900) |' in out
   assert '| vae_m2 | M1+M2 | 100 | 500 | 2 | 3.00 % ± 1.41 |' in out
   assert out.count('% ± ') == 1
+
+
+def test_curves_continue_the_wall_clock_of_a_resumed_run_and_draw_a_png(tmp_path):
+  from experiments import curves
+
+  run = tmp_path / 'gan_s0'
+  run.mkdir()
+  rows = [  # clu's uptime restarts at 0 when the resumed process starts
+    dict(step=100, uptime=10.0, **{'eval/test/error': 0.5}),
+    dict(step=200, uptime=20.0),
+    dict(step=300, uptime=5.0, **{'eval/test/error': 0.3}),
+  ]
+  (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  assert curves.read(run, 'eval/test/error') == [(100, 10.0, 0.5), (300, 25.0, 0.3)]
+  assert curves.group_of(run, r'(_s|/seed|_seed)\d+$') == str(tmp_path / 'gan')
+  out = tmp_path / 'c.png'
+  curves.main([str(tmp_path / 'gan_s*'), '--x=wall', f'--out={out}'])
+  assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
