@@ -242,18 +242,23 @@ def _strong_one(x, key, num_ops: int, op_prob: float, cutout_size: float, recipe
   maps = [
     functools.partial(GEOMETRIC.get(op, _no_warp), h=h, w=w, t=recipe.max_translate) for op in ops
   ]
-  keys = jax.random.split(key, num_ops + 1)
-  for k in keys[:-1]:
+  # One RandAugment layer traced once and looped over (num_ops copies of every op would double
+  # what XLA compiles); the same keys, so the same draws.
+  pixel_ops = [identity if f in GEOMETRIC else f for f in ops]
+
+  def layer(x, k):
     k_op, k_mag, k_sign, k_apply = jax.random.split(k, 4)
     op = jax.random.randint(k_op, (), 0, len(ops))
     m = jax.random.randint(k_mag, (), 1, 10) / 10.0  # the official code's levels 1..9 of 10
     sign = jnp.where(jax.random.bernoulli(k_sign), 1.0, -1.0)
     # Under vmap a switch runs every branch: the cheap pixel ops all run, the warp runs once.
-    pixel_ops = [functools.partial(identity if f in GEOMETRIC else f, sign=sign) for f in ops]
-    pixel = jax.lax.switch(op, pixel_ops, x, m)
+    pixel = jax.lax.switch(op, [functools.partial(f, sign=sign) for f in pixel_ops], x, m)
     warped = _warp(x, *jax.lax.switch(op, maps, m, sign), fill=recipe.fill)
     out = jnp.where(is_geometric[op], warped, pixel)
-    x = jnp.where(jax.random.uniform(k_apply) < op_prob, out, x)
+    return jnp.where(jax.random.uniform(k_apply) < op_prob, out, x), None
+
+  keys = jax.random.split(key, num_ops + 1)
+  x, _ = jax.lax.scan(layer, x, keys[:-1])
   return cutout(x, keys[-1], cutout_size, recipe.fill, recipe.random_cutout)
 
 
