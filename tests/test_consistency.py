@@ -340,3 +340,28 @@ def test_fixmatch_learns_from_unlabeled_digits():
   supervised = _train_on_digit_subset('supervised', 200)
   fixmatch_error = _train_on_digit_subset('fixmatch', 200)
   assert fixmatch_error < supervised - 0.04, (fixmatch_error, supervised)
+
+
+def test_batch_norm_is_nnx_batch_norm_and_its_update_never_probes_a_tracer(monkeypatch):
+  # nnx probes `tracer.sharding` on each statistics update and JAX builds that AttributeError's
+  # message from the whole trace so far (layers.Statistic): tracing went quadratic in depth.
+  probes = []
+
+  def sharding(tracer):
+    probes.append(1)
+    raise AttributeError('sharding')
+
+  monkeypatch.setattr(jax.core.Tracer, 'sharding', property(sharding))
+  x = jax.random.normal(jax.random.key(0), (8, 5)) * 3 + 1
+
+  def train(cls):
+    graph, params, rest = core.split(cls(5, momentum=0.9, rngs=nnx.Rngs(0)))
+    return jax.jit(lambda p, r: core.apply(graph, p, r, x, use_running_average=False))(params, rest)
+
+  (ours, ours_rest), n_ours = train(layers.BatchNorm), len(probes)
+  (ref, ref_rest), n_ref = train(nnx.BatchNorm), len(probes) - n_ours
+  assert n_ours == 0 and n_ref > 0  # and the probe is seen where nnx makes it
+  np.testing.assert_array_equal(ours, ref)
+  for a, b in zip(jax.tree.leaves(ours_rest), jax.tree.leaves(ref_rest), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert float(jnp.abs(ours_rest['mean'][...]).sum()) > 0  # the statistics did move

@@ -28,9 +28,9 @@ def _conv(cin: int, cout: int, k: int, stride: int, rngs: nnx.Rngs, dtype=None) 
   )
 
 
-def _bn(n: int, momentum: float, rngs: nnx.Rngs, dtype=None) -> nnx.BatchNorm:
-  # Statistics are computed and kept in float32 whatever `dtype` (the output's) is.
-  return nnx.BatchNorm(n, momentum=momentum, epsilon=1e-3, dtype=dtype, rngs=rngs)  # TF's epsilon
+def _bn(n: int, momentum: float, rngs: nnx.Rngs, dtype=None) -> layers.BatchNorm:
+  # Statistics are computed and kept in float32 whatever `dtype` (the output's) is; TF's epsilon.
+  return layers.BatchNorm(n, momentum=momentum, epsilon=1e-3, dtype=dtype, rngs=rngs)
 
 
 class _Residual(nnx.Module):

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxssl.models.layers import noise_keys
+from jaxssl.models.layers import Statistic, noise_keys
 
 EPS = 1e-6
 
@@ -47,8 +47,8 @@ class Ladder(nnx.Module):
     self.beta = nnx.List([nnx.Param(jnp.zeros((b,))) for b in dims[1:]])
     self.gamma = nnx.Param(jnp.ones((dims[-1],)))  # only the softmax layer has a scale
     self.combinators = nnx.List([Combinator(d) for d in dims])
-    self.running_mean = nnx.List([nnx.BatchStat(jnp.zeros((b,))) for b in dims[1:]])
-    self.running_std = nnx.List([nnx.BatchStat(jnp.ones((b,))) for b in dims[1:]])
+    self.running_mean = nnx.List([Statistic(jnp.zeros((b,))) for b in dims[1:]])
+    self.running_std = nnx.List([Statistic(jnp.ones((b,))) for b in dims[1:]])
     self.bn_momentum = bn_momentum
 
   def _activation(self, l: int, z: jax.Array) -> jax.Array:

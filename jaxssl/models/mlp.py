@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxssl.models.layers import WNDense, gaussian_noise, noise_keys, normal_init
+from jaxssl.models.layers import BatchNorm, WNDense, gaussian_noise, noise_keys, normal_init
 
 
 class Discriminator(nnx.Module):
@@ -88,7 +88,7 @@ class Generator(nnx.Module):
     )
     self.norm = nnx.List(
       [
-        nnx.BatchNorm(
+        BatchNorm(
           b, use_scale=False, epsilon=1e-6, momentum=0.9, use_running_average=False, rngs=rngs
         )
         for b in widths
