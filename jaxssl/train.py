@@ -65,6 +65,11 @@ class Run:
 def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   """Loads data (unless given) and compiles nothing yet; raises UserError on bad input first."""
   config = config_lib.resolve(config)
+  if dataset is None and config.dataset in datasets.SHAPES:
+    # The method's knobs checked against the dataset's shapes before it is loaded (or downloaded).
+    shape, classes, n_train, _, n_extra = datasets.SHAPES[config.dataset]
+    spec = methods.DataSpec(shape, classes, n_train + n_extra, config.labels_per_class * classes)
+    methods.get(config.method).make(config, spec)
   ds = dataset if dataset is not None else datasets.load(config.dataset, config.data_dir)
   num_labeled = config.labels_per_class * ds.num_classes
   spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled, num_labeled)

@@ -114,7 +114,13 @@ def test_fixmatch_cosine_schedule():
   np.testing.assert_allclose(lr(1000), 0.03 * np.cos(7 * np.pi / 16), rtol=1e-6)
 
 
-def test_bad_choice_is_a_user_error():
+def test_bad_choice_is_a_user_error_before_the_data_loads(monkeypatch):
+  from jaxssl.data import datasets
+
+  def load(*args):
+    raise AssertionError('the dataset was loaded before the config was checked')
+
+  monkeypatch.setattr(datasets, 'load', load)
   with pytest.raises(UserError, match="'backbone' must be one of"):
     build(tiny_config('fixmatch', backbone='resnet9000'))
 
