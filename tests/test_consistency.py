@@ -1,5 +1,7 @@
 """Properties of the pseudo-labeling and consistency methods, their backbones and optimizer."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -137,7 +139,10 @@ def test_fixmatch_without_confident_labels_learns_from_labels_only():
   _, never, metrics = _steps('fixmatch', 1, threshold=1.01)
   _, without_u, _ = _steps('fixmatch', 1, lambda_u=0.0)
   assert metrics[0]['monitor/mask_rate'] == 0 and metrics[0]['loss/unsup'] == 0
-  jax.tree.map(np.testing.assert_array_equal, never[0]['method'], without_u[0]['method'])
+  # Two programs, so XLA may fuse them apart: equal to float rounding (the unlabeled term, when it
+  # counts, moves these weights by ~1e-3).
+  same = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-8)
+  jax.tree.map(same, never[0]['method'], without_u[0]['method'])
   # And the comparison can fail: with τ = 0 every pseudo-label counts.
   _, kept, metrics = _steps('fixmatch', 1)
   assert metrics[0]['monitor/mask_rate'] == 1 and metrics[0]['loss/unsup'] > 0
