@@ -65,15 +65,18 @@ class Run:
 def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   """Loads data (unless given) and compiles nothing yet; raises UserError on bad input first."""
   config = config_lib.resolve(config)
+  make = lambda shape, classes, n_unlabeled: methods.get(config.method).make(
+    config, methods.DataSpec(shape, classes, n_unlabeled, config.labels_per_class * classes)
+  )
+  known = method = None
   if dataset is None and config.dataset in datasets.SHAPES:
-    # The method's knobs checked against the dataset's shapes before it is loaded (or downloaded).
+    # The method is made from the dataset's known shapes, so a bad knob fails before the data is
+    # loaded (or downloaded); the loaded data's shapes are the same, so it is made once.
     shape, classes, n_train, _, n_extra = datasets.SHAPES[config.dataset]
-    spec = methods.DataSpec(shape, classes, n_train + n_extra, config.labels_per_class * classes)
-    methods.get(config.method).make(config, spec)
+    known, method = (shape, classes, n_train + n_extra), make(shape, classes, n_train + n_extra)
   ds = dataset if dataset is not None else datasets.load(config.dataset, config.data_dir)
-  num_labeled = config.labels_per_class * ds.num_classes
-  spec = methods.DataSpec(ds.image_shape, ds.num_classes, ds.num_unlabeled, num_labeled)
-  method = methods.get(config.method).make(config, spec)
+  if (ds.image_shape, ds.num_classes, ds.num_unlabeled) != known:
+    method = make(ds.image_shape, ds.num_classes, ds.num_unlabeled)
   mesh = mesh if mesh is not None else parallel.make_mesh()
   pipeline = Pipeline(ds, config, mesh, unlabeled=bool(method.unlabeled_views))
   rep, sharded = parallel.replicated(mesh), parallel.batch_sharding(mesh)
