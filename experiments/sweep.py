@@ -237,19 +237,22 @@ def _read_metrics(workdir: Path) -> list[dict]:
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_curves(root: Path, cells, out: Path) -> list[Path]:
-  """One PNG per (method, labels): a panel per entry of CURVES, a line per seed."""
+def plot_curves(root: Path, cells, out: Path, groups=None) -> list[Path]:
+  """One PNG per (method, labels), or per one of `groups` if given: a panel per entry of CURVES,
+  a line per seed."""
   import matplotlib
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
   out.mkdir(parents=True, exist_ok=True)
-  groups = {}
+  seeds_of = {}
   for method, labels, seed in cells:
-    groups.setdefault((method, labels), []).append(seed)
+    seeds_of.setdefault((method, labels), []).append(seed)
   written = []
-  for (method, labels), seeds in groups.items():
+  for (method, labels), seeds in seeds_of.items():
+    if groups is not None and (method, labels) not in groups:
+      continue
     fig, axes = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.2))
     drawn = False
     for ax, (title, keys) in zip(axes, CURVES):
@@ -310,11 +313,13 @@ def plot_summary(rows: list[dict], path: Path) -> None:
   plt.close(fig)
 
 
-def report(root: Path, cells, command: str) -> list[dict]:
+def report(root: Path, cells, command: str, groups=None) -> list[dict]:
+  """The table (Markdown, JSON), the summary figure and the curves of `groups` ((method, labels)
+  pairs; all if None)."""
   rows = collect(root, cells)
   (root / 'table.md').write_text(markdown(rows, command))
   (root / 'table.json').write_text(json.dumps({'command': command, 'rows': rows}, indent=2) + '\n')
-  plot_curves(root, cells, root / 'curves')
+  plot_curves(root, cells, root / 'curves', groups)
   plot_summary(rows, root / 'summary.png')
   return rows
 
@@ -331,6 +336,7 @@ def main(argv):
   root = Path(FLAGS.workdir)
   cells = plan(FLAGS.config, FLAGS.methods, FLAGS.labels, FLAGS.seeds)
   command = ' '.join(['python experiments/sweep.py', *sys.argv[1:]])
+  drawn = set()  # the (method, labels) whose curves are up to date
   if not FLAGS.report_only:
     from jaxssl.errors import Preempted
 
@@ -352,8 +358,12 @@ def main(argv):
           f'{100 * results["test_error"]:.2f} % in {(time.time() - t0) / 60:.1f} min',
           flush=True,
         )
-      report(root, cells, command)  # after every cell, so the table is never stale
-  rows = report(root, cells, command)
+      # After every cell, so the table is never stale; only that cell's curves change (redrawing
+      # every figure after every cell made a 63-cell sweep's plotting quadratic).
+      report(root, cells, command, {(method, labels)})
+      drawn.add((method, labels))
+  every = {(method, labels) for method, labels, _ in cells}
+  rows = report(root, cells, command, every - drawn)
   print((root / 'table.md').read_text())
   missing = sum(len(r['missing']) + len(r['failed']) for r in rows)
   if missing:
