@@ -41,3 +41,13 @@ def mnist():
 
 
 assert jax.device_count() == 8, 'conftest must set XLA_FLAGS before jax initializes'
+
+
+def pytest_collection_modifyitems(config, items):
+  # The tests of one case (a method, or 'method+strong_augment') share its compiled step through
+  # helpers.first_steps' cache, which lives in one process: run them on one xdist worker
+  # (tests/run.sh passes --dist loadgroup).
+  for item in items:
+    case = getattr(item, 'callspec', None) and item.callspec.params.get('case')
+    if case:
+      item.add_marker(pytest.mark.xdist_group(case))

@@ -100,6 +100,21 @@ def optimized(run, state, batch):
   return run.train_step.lower(state, batch).compile({'xla_backend_optimization_level': 2})
 
 
+@functools.cache
+def first_steps(case: str, n: int = 3, **overrides):
+  """(run, host states after each of n steps, host metrics of each step) of `case`, a method or
+  'method+strong_augment', built from tiny_config on the small subset and one device.
+
+  Cached, and read-only for the tests that share it: the contract, unlabeled-term, sharding,
+  checkpoint and per-method tests of one case then compile its step once (conftest.py puts the
+  tests of one case on one pytest-xdist worker)."""
+  method, _, strong = case.partition('+')
+  config = tiny_config(method, **({'strong_augment': strong} if strong else {}), **overrides)
+  run = build_small(config)
+  _, states, metrics = run_steps(run, n)
+  return run, states, metrics
+
+
 def run_steps(run, n: int, state=None, start: int = 0):
   """(final state, host copy of the state after each step, host metrics of each step)."""
   state = run.init() if state is None else state

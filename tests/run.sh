@@ -16,5 +16,5 @@ if [ "${1:-}" = --all ]; then
   marker=()
   shift
 fi
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${JAXSSL_TEST_WORKERS:-2}" \
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${JAXSSL_TEST_WORKERS:-2}" --dist loadgroup \
   "${marker[@]}" "$@"

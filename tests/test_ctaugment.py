@@ -194,21 +194,22 @@ def test_augment_batch_keeps_range_and_uses_the_policy():
   assert not np.allclose(out, images)
 
 
-@pytest.mark.parametrize('method', ['fixmatch', 'remixmatch'])
-def test_step_learns_the_probed_bins_only(method):
+@pytest.mark.parametrize('case', ['fixmatch+ctaugment', 'remixmatch+ctaugment'])
+def test_step_learns_the_probed_bins_only(case):
   # One step with CTAugment: the bins its probes drew move (towards proximities in [0, 1]),
   # every other bin keeps its weight of 1; RandAugment runs carry no such state.
   from tests import helpers
 
-  run = helpers.build_small(helpers.tiny_config(method, strong_augment='ctaugment'))
-  state, metrics = run.train_step(run.init(), next(run.pipeline.iterate(0, 1)))
-  rates = np.asarray(state['method']['cta_rates'])
+  run, states, metrics = helpers.first_steps(case)
+  rates = np.asarray(states[0]['method']['cta_rates'])
   moved = rates != 1
   batch = run.config.batch_size
   # At most batch · depth · 2 bins moved, at least one per probe that drew a parametrised op.
   assert 0 < moved.sum() <= batch * 2 * 2
   # A bin drawn k times in the step ends in [0.99^k, 1]: each draw keeps 0.99 of its weight.
   assert rates.min() >= 0.99 ** (batch * 2) - 1e-6 and rates.max() <= 1
-  assert 0 <= float(metrics['monitor/cta_probe_proximity']) <= 1
-  plain = helpers.build_small(helpers.tiny_config(method))
-  assert 'cta_rates' not in plain.init()['method']
+  assert 0 <= float(metrics[0]['monitor/cta_probe_proximity']) <= 1
+  assert run.config.strong_augment == 'ctaugment'
+  plain = helpers.build_small(helpers.tiny_config(case.partition('+')[0]))
+  assert plain.config.strong_augment != 'ctaugment'
+  assert 'cta_rates' not in jax.eval_shape(plain.init)['method']

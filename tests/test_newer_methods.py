@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxssl import methods
 from jaxssl.methods import adamatch, dash, softmatch
 
 
@@ -256,25 +257,27 @@ def test_remixmatch_guess_and_rotation_match_usb():
     assert turned[k, r, c, 0] == 1.0 and turned[k].sum() == 1.0
 
 
+SIMMATCH_WARMUP = methods.get('simmatch').defaults()['bank_warmup_steps']
+
+
 @pytest.mark.parametrize(
-  'method, overrides, total',
+  'case, overrides, total',
   [
-    # After the warm-up: λu = λin = 1.
-    ('simmatch', dict(threshold=0.0, bank_warmup_steps=0),
-     lambda m: m['sup'] + m['unsup'] + m['in']),
+    # After the warm-up (tiny_config: none, τ = 0): λu = λin = 1.
+    ('simmatch', {}, lambda m: m['sup'] + m['unsup'] + m['in']),
     # During it the instance loss is computed (and logged) but left out.
-    ('simmatch', dict(threshold=0.0), lambda m: m['sup'] + m['unsup']),
-    # No ramp: λu 1.5, λkl 0.5, λrot 0.5.
-    ('remixmatch', dict(ramp_steps=0),
-     lambda m: m['sup'] + 1.5 * m['unsup'] + 0.5 * m['kl'] + 0.5 * m['rot']),
+    ('simmatch', dict(bank_warmup_steps=SIMMATCH_WARMUP), lambda m: m['sup'] + m['unsup']),
+    # No ramp (tiny_config): λu 1.5, λkl 0.5, λrot 0.5.
+    ('remixmatch', {}, lambda m: m['sup'] + 1.5 * m['unsup'] + 0.5 * m['kl'] + 0.5 * m['rot']),
   ],
 )  # fmt: skip
-def test_each_term_enters_the_loss_with_its_weight(method, overrides, total):
+def test_each_term_enters_the_loss_with_its_weight(case, overrides, total):
   # The pieces above are checked against USB; this checks the objective adds them as USB does.
   from tests import helpers
 
-  run = helpers.build_small(helpers.tiny_config(method, active=False, **overrides))
-  _, metrics = run.train_step(run.init(), next(run.pipeline.iterate(0, 1)))
-  m = {k.split('/')[-1]: float(v) for k, v in metrics.items() if k.startswith('loss/')}
+  _, _, metrics = (
+    helpers.first_steps(case, 1, **overrides) if overrides else helpers.first_steps(case)
+  )
+  m = {k.split('/')[-1]: float(v) for k, v in metrics[0].items() if k.startswith('loss/')}
   assert min(m.values()) > 0, m
   np.testing.assert_allclose(m['total'], total(m), rtol=1e-5)

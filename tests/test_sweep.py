@@ -24,13 +24,17 @@ TINY = [  # a few steps of a tiny CNN: the harness is under test, not the method
 
 
 @pytest.fixture(autouse=True)
-def one_device(monkeypatch):
-  """Cells train on one device: the harness is under test here, sharding in test_train.py."""
+def one_device_small_mnist(monkeypatch):
+  """Cells train on one device and on the small MNIST subset (2,000 training, 500 test digits),
+  and the 1-NN baseline reads the same subset: the harness is under test here, sharding in
+  test_train.py, learning elsewhere."""
   monkeypatch.setattr(parallel, 'make_mesh', lambda devices=None: helpers.one_device())
+  small = helpers.small()  # loads the real MNIST (helpers.mnist) before load is patched
+  monkeypatch.setattr(datasets, 'load', lambda name, data_dir='': small)
 
 
 def _sweep(capsys, workdir, *extra):
-  """Runs the sweep in this process (MNIST loaded once, programs compiled once); its stdout."""
+  """Runs the sweep in this process (programs compiled once); its stdout."""
   argv = [
     'sweep.py',
     f'--config={ROOT / "experiments" / "configs" / "mnist_ssl.py"}',
