@@ -2,11 +2,7 @@
 
 import contextlib
 import dataclasses
-import errno
-import json
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +15,7 @@ from clu import periodic_actions
 from tqdm import tqdm
 
 from jaxssl import config as config_lib
-from jaxssl import methods, parallel
+from jaxssl import methods, parallel, rundir
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, eval_batches
@@ -135,84 +131,6 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   )
 
 
-class _StopSignal:
-  """SIGTERM/SIGINT set a flag the loop reads after each step, so a preempted run finishes its
-  step and checkpoints it; a second signal acts at once (the handlers before are restored)."""
-
-  SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-  def __init__(self):
-    self.name = None
-    self._previous = {}
-
-  def _handle(self, signum, frame):
-    self.name = signal.Signals(signum).name
-    self.restore()
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():  # signals reach the main thread
-      self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-    return self
-
-  def restore(self):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-    self._previous = {}
-
-  def __exit__(self, *exc):
-    self.restore()
-
-  def agreed(self, at_log_step: bool) -> bool:
-    """Whether to stop now. Processes agree at log steps only (one small collective there), so
-    every process checkpoints the same step."""
-    if jax.process_count() == 1:
-      return self.name is not None
-    if not at_log_step:
-      return False
-    from jax.experimental import multihost_utils
-
-    flags = multihost_utils.process_allgather(np.array(self.name is not None))
-    return bool(np.any(flags))
-
-
-def _workdir_error(workdir: Path, e: OSError) -> UserError:
-  if isinstance(e, FileExistsError) or (workdir.exists() and not workdir.is_dir()):
-    return UserError(f'--workdir {workdir} is a file, not a directory')
-  if isinstance(e, PermissionError):
-    return UserError(f'--workdir {workdir} is not writable ({e.strerror})')
-  if e.errno == errno.ENOSPC:
-    return UserError(f'no space left on the device of --workdir {workdir}')
-  return UserError(f'--workdir {workdir}: {e.strerror or e}')
-
-
-def _check_workdir(workdir: Path, config) -> None:
-  """A workdir holds one run: resuming it with a config that computes something else is an error."""
-  path = workdir / 'config.json'
-  if path.exists():
-    try:
-      old = config_lib.from_json(path.read_text())
-    except (ValueError, UserError) as e:
-      raise UserError(f'{path} is unreadable ({e}); use a new --workdir') from None
-    diff = config_lib.differences(old, config)
-    if diff:
-      changes = ', '.join(f'{k}: {old.get(k)!r} -> {config.get(k)!r}' for k in diff)
-      raise UserError(
-        f'{workdir} holds a run with another config ({changes}); resume it with the '
-        f'same config or use a new --workdir'
-      )
-
-
-def _write_text(path: Path, text: str) -> None:
-  """Written whole or not at all: a full disk leaves the old file."""
-  tmp = path.with_suffix('.tmp')
-  tmp.write_text(text)
-  tmp.replace(path)
-
-
-def _write_json(path: Path, obj) -> None:
-  _write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=list) + '\n')
-
-
 def _is_main() -> bool:
   return jax.process_index() == 0
 
@@ -274,7 +192,7 @@ def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
   return row
 
 
-def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: _StopSignal):
+def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rundir.StopSignal):
   """Steps from the state's step to num_steps, logging, evaluating and checkpointing on the way;
   returns (state, the last logged row). On a stop signal: checkpoints the last finished step and
   raises Preempted."""
@@ -382,11 +300,11 @@ def train_and_evaluate(
   workdir = Path(workdir)
   try:
     workdir.mkdir(parents=True, exist_ok=True)
-    _check_workdir(workdir, config)
+    rundir.check_config(workdir, config)
     if _is_main():  # before any compute: an unwritable workdir fails here, in a second
-      _write_text(workdir / 'config.json', config_lib.to_json(config) + '\n')
+      rundir.write_text(workdir / 'config.json', config_lib.to_json(config) + '\n')
   except OSError as e:
-    raise _workdir_error(workdir, e) from None
+    raise rundir.error(workdir, e) from None
   run = build(config, mesh, dataset)
   ckpts = Checkpoints(workdir, config.keep_checkpoints)
   state, meta = _resume(run, ckpts)
@@ -394,13 +312,13 @@ def train_and_evaluate(
   writer = create_writer(str(workdir), int(state['step']), _is_main())
   try:
     if int(state['step']) < config.num_steps:
-      with _StopSignal() as stop:
+      with rundir.StopSignal() as stop:
         state, final = _loop(run, state, ckpts, writer, clock, stop)
     else:  # already finished: evaluate the last checkpoint again
       final = run.evaluate(state)
   except OSError as e:  # a checkpoint or log write: the checkpoints before it are complete
     raise UserError(
-      f'{_workdir_error(workdir, e)} while writing the run; the last complete checkpoint '
+      f'{rundir.error(workdir, e)} while writing the run; the last complete checkpoint '
       f'(step {ckpts.latest_step()}) is kept: free space and run the same command to resume'
     ) from None
   finally:
@@ -409,7 +327,7 @@ def train_and_evaluate(
   views = 1 + (config.uratio if run.method.unlabeled_views else 0)
   results = _results(run, final, clock, config.batch_size * views)
   if _is_main():
-    _write_json(workdir / 'results.json', results)
+    rundir.write_json(workdir / 'results.json', results)
   return results
 
 
@@ -428,5 +346,5 @@ def evaluate_workdir(workdir: str) -> dict:
   state, _ = ckpts.restore(latest, run.abstract_state)
   ckpts.close()
   out = {'step': latest, **run.evaluate(state)}
-  _write_json(workdir / 'eval.json', out)
+  rundir.write_json(workdir / 'eval.json', out)
   return out

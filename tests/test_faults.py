@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxssl import train
+from jaxssl import rundir, train
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.errors import Preempted, UserError
 from jaxssl.train import train_and_evaluate
@@ -120,7 +120,7 @@ def test_unwritable_workdir_fails_before_compute(tmp_path, monkeypatch):
   def denied(path, text):
     raise PermissionError(errno.EACCES, 'Permission denied', str(path))
 
-  monkeypatch.setattr(train, '_write_text', denied)
+  monkeypatch.setattr(rundir, 'write_text', denied)
   monkeypatch.setattr(train, 'build', lambda *a: pytest.fail('compute started'))
   with pytest.raises(UserError, match='is not writable'):
     _train(helpers.tiny_config('supervised'), tmp_path / 'run')
