@@ -44,8 +44,11 @@ class Run:
     for batch in eval_batches(
       self.dataset.test_images, self.dataset.test_labels, self.config.eval_batch_size, self.mesh
     ):
-      errors = self.eval_step(state, batch)
-      totals = errors if totals is None else jax.tree.map(jnp.add, totals, errors)
+      # Summed on the host, one batch in flight: XLA:CPU's in-process all-reduce deadlocked
+      # (a device never joined the rendezvous; abort after 40 s) with eval programs queued back
+      # to back on 8 forced CPU devices, in about half of all runs on a 2-core machine.
+      errors = jax.device_get(self.eval_step(state, batch))
+      totals = errors if totals is None else jax.tree.map(np.add, totals, errors)
     n = len(self.dataset.test_labels)
     out = {}
     for name, errors in jax.device_get(totals).items():
