@@ -51,7 +51,7 @@ class Run:
       totals = errors if totals is None else jax.tree.map(np.add, totals, errors)
     n = len(self.dataset.test_labels)
     out = {}
-    for name, errors in jax.device_get(totals).items():
+    for name, errors in totals.items():
       prefix = f'eval/test/{name}/' if name else 'eval/test/'
       out |= {
         prefix + 'error': errors / n,
