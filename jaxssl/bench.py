@@ -50,6 +50,13 @@ def flops(compiled, devices: int | None = None) -> float | None:
   return None if per_device is None else per_device * (devices or jax.device_count())
 
 
+def param_count(state) -> int:
+  """Trained parameters in a run's state (every leaf under a 'params' key): what a data-parallel
+  step all-reduces as gradients."""
+  leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+  return sum(x.size for path, x in leaves if any(getattr(k, 'key', None) == 'params' for k in path))
+
+
 def _synthetic_batches(run):
   """The first batch of the (synthetic) data, over and over: measures the step alone."""
   batch = parallel.to_device(run.pipeline.host_batch(0), run.mesh)
@@ -58,7 +65,8 @@ def _synthetic_batches(run):
 
 
 def _peak_memory() -> tuple[float | None, str]:
-  stats = jax.devices()[0].memory_stats() or {}
+  # This process's first device: another process's devices have no memory statistics here.
+  stats = jax.local_devices()[0].memory_stats() or {}
   if 'peak_bytes_in_use' in stats:
     return stats['peak_bytes_in_use'] / 2**20, 'device peak'
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'host max RSS'
@@ -166,6 +174,7 @@ def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic')
     'views_per_s': round(forwarded / step_s, 1),
     'compute_dtype': dtype,
     'gflops_per_step': round(step_flops / 1e9, 3) if step_flops else None,
+    'params': param_count(state),
     'achieved_tflops': round(achieved / 1e12, 4) if achieved else None,
     'peak_tflops': round(peak * jax.device_count() / 1e12, 1) if peak else None,
     'mfu': round(achieved / (peak * jax.device_count()), 4) if achieved and peak else None,
@@ -174,6 +183,8 @@ def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic')
     'memory_kind': memory_kind,
     'device': device,
     'device_count': jax.device_count(),
+    'process_count': jax.process_count(),
+    'process_index': jax.process_index(),
     'platform': jax.default_backend(),
     'jax': jax.__version__,
   }

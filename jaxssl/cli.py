@@ -183,6 +183,8 @@ def _run(command: str, fv) -> None:
     print(json.dumps(train.evaluate_workdir(fv.workdir), indent=2))
   else:
     result = bench.run_bench(fv.config, steps=fv.steps, warmup=fv.warmup, data=fv.data)
+    if result['process_index'] != 0:  # every process times the same steps; process 0 reports
+      return
     print(bench.table(result))
     out = fv.out or f'bench_{result["method"]}_{result["dataset"]}_{result["data"]}.json'
     bench.write(result, out)

@@ -161,3 +161,35 @@ def test_two_processes_compute_what_one_does(tmp_path, method):
   # 2 processes -> 1: this process finishes the workers' step-2 checkpoint on one device.
   _interrupted_copy(tmp_path / 'procs', tmp_path / 'procs_then_one')
   _assert_same(one, _in_process(method, tmp_path / 'procs_then_one', helpers.one_device()))
+
+
+@pytest.mark.slow  # two fresh interpreters that import JAX and compile the GAN step
+def test_bench_across_two_processes_reports_once(tmp_path):
+  # Each process times the same global steps; process 0 alone prints and writes the JSON (the
+  # other's devices have no memory statistics it could read: it crashed on them before).
+  port, env = _port(), dict(os.environ)
+  flags = [f for f in env.get('XLA_FLAGS', '').split() if 'device_count' not in f]
+  env['XLA_FLAGS'] = ' '.join([*flags, '--xla_force_host_platform_device_count=1'])
+  out = tmp_path / 'bench.json'
+  cmd = [sys.executable, '-m', 'jaxssl', 'bench', f'--config={CONFIG}:quick', '--steps=2',
+         '--warmup=0', f'--out={out}', f'--coordinator_address=localhost:{port}',
+         '--num_processes=2', '--distributed_timeout=60']  # fmt: skip
+  procs = [
+    subprocess.Popen(
+      [*cmd, f'--process_id={i}'],
+      cwd=ROOT,
+      env=env,
+      text=True,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+    )  # fmt: skip
+    for i in range(2)
+  ]
+  outputs = [p.communicate(timeout=600) for p in procs]
+  for p, (_, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+  result = json.loads(out.read_text())
+  assert (result['process_count'], result['device_count'], result['process_index']) == (2, 2, 0)
+  assert result['step_ms_median'] > 0 and result['batch_labeled'] == 100
+  assert f'wrote {out}' in outputs[0][0], outputs[0][0]
+  assert 'wrote' not in outputs[1][0] and 'step_ms_median' not in outputs[1][0], outputs[1][0]

@@ -106,6 +106,26 @@ def test_bench_counts_flops_and_splits_off_the_backbone():
   assert result['compute_dtype'] == 'float32'
 
 
+def test_param_count_is_what_a_data_parallel_step_all_reduces():
+  from jaxssl.bench import param_count
+
+  run = helpers.build_small(helpers.tiny_config('improved_gan'))
+  # D: weight-normed 784-1000-500-250-250-250-10, directions and biases (hidden scales fixed
+  # after the data-dependent init, the output's trained). G: 100-500-500 without biases (batch
+  # norm's shifts instead), weight-normed 784 output with bias and scale.
+  d = (
+    784 * 1000
+    + 1000 * 500
+    + 500 * 250
+    + 2 * 250 * 250
+    + 250 * 10
+    + (1000 + 500 + 3 * 250 + 10)
+    + 10
+  )
+  g = 100 * 500 + 500 * 500 + 500 * 784 + (500 + 500) + (784 + 784)
+  assert param_count(jax.eval_shape(run.init)) == d + g
+
+
 def _analytic_wrn_forward_flops(size=32, channels=3, filters=32, repeat=4) -> int:
   """2·H·W·k²·cin·cout summed over WRN-28-k's convolutions, + its dense head."""
   conv = lambda side, k, cin, cout: 2 * side * side * k * k * cin * cout
