@@ -81,7 +81,7 @@ def test_small_cnn_gradient_with_cpu_pooling_is_the_native_one(monkeypatch):
 
 
 @pytest.mark.parametrize('stride', [1, 2])
-def test_cpu_chunked_conv_is_nnx_conv(stride):
+def test_cpu_chunked_conv_is_nnx_conv(stride, monkeypatch):
   # 10 images, chunks of at most 4: five chunks of 2 (equal chunks). Each image's output as the
   # one convolution computes it; the weight gradients summed chunk by chunk, equal up to float
   # rounding.
@@ -100,8 +100,10 @@ def test_cpu_chunked_conv_is_nnx_conv(stride):
   np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
   for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-  hlo = jax.jit(lambda p, x: nnx.merge(graph, p)(x)).lower(params, x).as_text()
-  assert hlo.count('stablehlo.convolution') == 5  # the CPU path ran
+  hlo = lambda: jax.jit(lambda p, x: nnx.merge(graph, p)(x)).lower(params, x).as_text()
+  assert hlo().count('stablehlo.convolution') == 5  # the CPU path ran
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert hlo().count('stablehlo.convolution') == 1  # GPUs and TPUs: the one convolution
 
 
 @pytest.mark.parametrize(
