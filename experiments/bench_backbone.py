@@ -27,15 +27,16 @@ from jaxssl import core  # noqa: E402
 from jaxssl.methods import _classifier as C  # noqa: E402
 from jaxssl.models import convnets  # noqa: E402
 
-flags.DEFINE_integer('chunk', convnets.WRN_CPU_CHUNK, "WRN's CPU convolution chunk; 0: none.")
+flags.DEFINE_integer('chunk', None, "WRN's CPU convolution chunk (unset: its default); 0: none.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   arch, n = argv[1], int(argv[2])
-  convnets.WRN_CPU_CHUNK = FLAGS.chunk or None
   if arch == 'wrn':
-    new, shape, k = lambda key: convnets.WideResNet(3, 10, rngs=nnx.Rngs(key)), (32, 32, 3), 4
+    chunk = {} if FLAGS.chunk is None else {'cpu_chunk': FLAGS.chunk or None}
+    new = lambda key: convnets.WideResNet(3, 10, rngs=nnx.Rngs(key), **chunk)
+    shape, k = (32, 32, 3), 4
   elif arch == 'cnn':
     new, shape, k = lambda key: convnets.SmallCNN(1, 10, rngs=nnx.Rngs(key)), (28, 28, 1), 20
   else:

@@ -122,29 +122,29 @@ def test_chunked_conv_keeps_a_sharded_batch_on_its_devices():
 
   graph, params, _ = core.split(layers.Conv(4, 4, (3, 3), chunk=8, rngs=nnx.Rngs(0)))
   x = jax.device_put(jnp.ones((64, 6, 6, 4)), parallel.batch_sharding(parallel.make_mesh()))
-  hlo = jax.jit(lambda p, x: nnx.merge(graph, p)(x)).lower(params, x).compile().as_text()
+  lowered = jax.jit(lambda p, x: nnx.merge(graph, p)(x)).lower(params, x)
+  assert lowered.as_text().count('stablehlo.convolution') == 8  # 8 chunks of 8 images
+  hlo = lowered.compile().as_text()
   for op in ('all-to-all', 'collective-permute', 'all-gather'):
     assert op not in hlo, op
 
 
-def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one(monkeypatch):
+def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one():
   # 66 images: chunks of 64 and 2 in every convolution, batch norm over all 66 between them. In
   # float64: in float32 at the suite's -O0 the naive sums over 66x16x16 positions differ by
   # ~1e-3 between any two orders, hiding a real difference (float64: ~1e-15).
-  from jaxssl.models import convnets
-
-  def pass_():
+  def pass_(cpu_chunk):
     with jax.enable_x64(True):
-      graph, params, rest = core.split(WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0)))
+      net = WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0), cpu_chunk=cpu_chunk)
+      graph, params, rest = core.split(net)
       params, rest = jax.tree.map(lambda a: a.astype(jnp.float64), (params, rest))
       x = jax.random.uniform(jax.random.key(0), (66, 16, 16, 3), jnp.float64)
       loss = lambda p: jnp.sum(core.apply(graph, p, rest, x, True)[0] ** 2)
       lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
       return lowered.compile()(params), lowered.as_text().count('stablehlo.convolution')
 
-  (loss, grads), convs = pass_()
-  monkeypatch.setattr(convnets, 'WRN_CPU_CHUNK', None)
-  (ref_loss, ref_grads), ref_convs = pass_()
+  (loss, grads), convs = pass_(64)  # the default
+  (ref_loss, ref_grads), ref_convs = pass_(None)
   assert convs > ref_convs  # the chunked path ran
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
   # Against the largest gradient: the convolutions' biases, which batch norm cancels, have

@@ -30,11 +30,6 @@ def _conv(
   )
 
 
-# WRN's convolutions run 64 images at a time on CPU (layers.Conv). The SmallCNN's gain nothing
-# from it (224 digits: 85 -> 77 ms in a probe) and keep one convolution.
-WRN_CPU_CHUNK = 64
-
-
 def _bn(n: int, momentum: float, rngs: nnx.Rngs, dtype=None) -> layers.BatchNorm:
   # Statistics are computed and kept in float32 whatever `dtype` (the output's) is; TF's epsilon.
   return layers.BatchNorm(n, momentum=momentum, epsilon=1e-3, dtype=dtype, rngs=rngs)
@@ -42,10 +37,20 @@ def _bn(n: int, momentum: float, rngs: nnx.Rngs, dtype=None) -> layers.BatchNorm
 
 class _Residual(nnx.Module):
   def __init__(
-    self, cin, cout, stride, activate_before_residual, *, bn_momentum, slope, rngs, dtype=None
+    self,
+    cin,
+    cout,
+    stride,
+    activate_before_residual,
+    *,
+    bn_momentum,
+    slope,
+    rngs,
+    dtype=None,
+    cpu_chunk=None,
   ):
     self.bn1, self.bn2 = _bn(cin, bn_momentum, rngs, dtype), _bn(cout, bn_momentum, rngs, dtype)
-    conv = functools.partial(_conv, rngs=rngs, dtype=dtype, chunk=WRN_CPU_CHUNK)
+    conv = functools.partial(_conv, rngs=rngs, dtype=dtype, chunk=cpu_chunk)
     self.conv1 = conv(cin, cout, 3, stride)
     self.conv2 = conv(cout, cout, 3, 1)
     self.shortcut = conv(cin, cout, 1, stride) if cin != cout else None
@@ -78,9 +83,13 @@ class WideResNet(nnx.Module):
     bn_momentum: float = 0.999,
     slope: float = 0.1,
     dtype=None,
+    cpu_chunk: int | None = 64,
   ):
-    args = dict(bn_momentum=bn_momentum, slope=slope, rngs=rngs, dtype=dtype)
-    self.stem = _conv(in_channels, 16, 3, 1, rngs, dtype, chunk=WRN_CPU_CHUNK)
+    """`cpu_chunk`: on CPU every convolution takes a larger batch in chunks of at most this many
+    images (layers.Conv; None: one convolution). The SmallCNN keeps one convolution (224 digits:
+    85 -> 77 ms in one probe, ../shared/bench/README.md), which keeps its tests' compiles small."""
+    args = dict(bn_momentum=bn_momentum, slope=slope, rngs=rngs, dtype=dtype, cpu_chunk=cpu_chunk)
+    self.stem = _conv(in_channels, 16, 3, 1, rngs, dtype, chunk=cpu_chunk)
     blocks, cin = [], 16
     for scale in range(scales):
       width = filters << scale
