@@ -6,6 +6,7 @@ or 20 (cnn) passes after one.
   python experiments/bench_backbone.py wrn 960            # WRN-28-2 on 960 32x32x3 images
   python experiments/bench_backbone.py wrn 960 --chunk=0  # one convolution over the whole batch
   python experiments/bench_backbone.py cnn 224            # the MNIST SmallCNN 16-32-64
+  python experiments/bench_backbone.py cnn 224 --grad_chunk=0  # XLA's one weight gradient
 
 Alternate it with the PyTorch script, nothing else running: absolute times drift between runs
 on these machines, ratios measured side by side do not.
@@ -28,17 +29,22 @@ from jaxssl.methods import _classifier as C  # noqa: E402
 from jaxssl.models import convnets  # noqa: E402
 
 flags.DEFINE_integer('chunk', None, "WRN's CPU convolution chunk (unset: its default); 0: none.")
+flags.DEFINE_integer(
+  'grad_chunk', None, 'CPU weight-gradient chunk of both nets (unset: their default); 0: none.'
+)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   arch, n = argv[1], int(argv[2])
+  grad_chunk = {} if FLAGS.grad_chunk is None else {'cpu_grad_chunk': FLAGS.grad_chunk or None}
   if arch == 'wrn':
     chunk = {} if FLAGS.chunk is None else {'cpu_chunk': FLAGS.chunk or None}
-    new = lambda key: convnets.WideResNet(3, 10, rngs=nnx.Rngs(key), **chunk)
+    new = lambda key: convnets.WideResNet(3, 10, rngs=nnx.Rngs(key), **chunk, **grad_chunk)
     shape, k = (32, 32, 3), 4
   elif arch == 'cnn':
-    new, shape, k = lambda key: convnets.SmallCNN(1, 10, rngs=nnx.Rngs(key)), (28, 28, 1), 20
+    new = lambda key: convnets.SmallCNN(1, 10, rngs=nnx.Rngs(key), **grad_chunk)
+    shape, k = (28, 28, 1), 20
   else:
     raise app.UsageError(f"the network is 'wrn' or 'cnn', got {arch!r}")
   net = C.Net(core.graphdef(new))
@@ -55,7 +61,8 @@ def main(argv):
     jax.block_until_ready(compiled(params))
     times.append(time.perf_counter() - t0)
   print(
-    f'jaxssl {arch} B={n} chunk={FLAGS.chunk} compile={compile_s:.1f}s '
+    f'jaxssl {arch} B={n} chunk={FLAGS.chunk} grad_chunk={FLAGS.grad_chunk} '
+    f'compile={compile_s:.1f}s '
     f'median={1000 * statistics.median(times):.1f}ms ({jax.devices()[0].device_kind})'
   )
 

@@ -107,6 +107,58 @@ def test_cpu_chunked_conv_is_nnx_conv(stride, monkeypatch):
 
 
 @pytest.mark.parametrize(
+  'stride, size, dtype',
+  [(1, 3, 'float32'), (2, 3, 'float32'), (2, 1, 'float32'), (1, 3, 'bfloat16')],
+)
+def test_cpu_weight_gradient_in_chunks_is_nnx_convs(stride, size, dtype, monkeypatch):
+  # 12 images, weight-gradient chunks of at most 4: three (strided: images j, j+3, ...). The
+  # outputs and the input gradient are the one convolution's; the kernel's gradient is summed
+  # chunk by chunk, equal up to rounding (bfloat16: to its precision).
+  args = dict(strides=stride, padding='SAME', rngs=nnx.Rngs(0), dtype=jnp.dtype(dtype))
+  graph, params, _ = core.split(layers.Conv(3, 5, (size, size), grad_chunk=4, **args))
+  plain_graph, _, _ = core.split(nnx.Conv(3, 5, (size, size), **args))
+  x = jax.random.normal(jax.random.key(1), (12, 9, 10, 3))
+
+  def out_and_grads(graph):
+    f = lambda p, x: nnx.merge(graph, p)(x).astype(jnp.float32)
+    loss = lambda p, x: jnp.sum(jnp.sin(f(p, x)))
+    return jax.jit(lambda p, x: (f(p, x), jax.grad(loss, (0, 1))(p, x)))(params, x)
+
+  (out, grads), (ref, ref_grads) = out_and_grads(graph), out_and_grads(plain_graph)
+  np.testing.assert_array_equal(out, ref)
+  np.testing.assert_array_equal(grads[1], ref_grads[1])  # the input gradient
+  np.testing.assert_array_equal(grads[0]['bias'], ref_grads[0]['bias'])
+  kernel, ref_kernel = grads[0]['kernel'], ref_grads[0]['kernel']
+  tol = 1e-6 if dtype == 'float32' else 1e-2
+  np.testing.assert_allclose(kernel, ref_kernel, atol=tol * float(np.max(np.abs(ref_kernel))))
+  assert np.abs(ref_kernel).max() > 1.0  # a gradient, not zeros
+
+  def convs():  # traced afresh: the choice is made when traced, and jit caches traces
+    grad = jax.jit(jax.grad(lambda p: jnp.sum(nnx.merge(graph, p)(x))))
+    return grad.lower(params).as_text().count('stablehlo.convolution')
+
+  assert convs() == 3  # the CPU path ran: the kernel's gradient in three convolutions
+  with monkeypatch.context() as m:
+    m.setattr(jax, 'process_count', lambda: 2)
+    assert convs() == 1  # across processes: XLA's gradient (no all-reduce per chunk)
+  with monkeypatch.context() as m:
+    m.setattr(jax, 'default_backend', lambda: 'gpu')
+    assert convs() == 1  # GPUs and TPUs: XLA's gradient
+
+
+@pytest.mark.parametrize('n, grad_convs', [(32, 4), (64, 8), (128, 16), (224, 16), (960, 15)])
+def test_weight_gradient_convolutions_stay_few(n, grad_convs):
+  # WRN's settings: 64-image forward chunks, 8-image gradient chunks, at most 16 gradient
+  # convolutions a layer (224: 16 chunks of 14; 960: 15 forward chunks, each one gradient).
+  x = jax.ShapeDtypeStruct((n, 4, 4, 2), jnp.float32)
+  graph, params, _ = core.split(
+    layers.Conv(2, 2, (3, 3), chunk=64 if n != 224 else None, grad_chunk=8, rngs=nnx.Rngs(0))
+  )
+  grad = jax.jit(jax.grad(lambda p, x: jnp.sum(nnx.merge(graph, p)(x))))
+  assert grad.lower(params, x).as_text().count('stablehlo.convolution') == grad_convs
+
+
+@pytest.mark.parametrize(
   'n, chunks', [(64, 1), (66, 2), (128, 2), (960, 15), (448, 7), (130, 1), (67, 1)]
 )
 def test_chunks_are_equal_and_at_most_the_chunk(n, chunks):
@@ -130,12 +182,14 @@ def test_chunked_conv_keeps_a_sharded_batch_on_its_devices():
 
 
 def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one():
-  # 66 images: chunks of 64 and 2 in every convolution, batch norm over all 66 between them. In
+  # 66 images: chunks of 64 and 2 in every convolution, batch norm over all 66 between them, and
+  # the weight gradients of the 64 summed over 8 chunks of 8. In
   # float64: in float32 at the suite's -O0 the naive sums over 66x16x16 positions differ by
   # ~1e-3 between any two orders, hiding a real difference (float64: ~1e-15).
-  def pass_(cpu_chunk):
+  def pass_(cpu_chunk, cpu_grad_chunk):
     with jax.enable_x64(True):
-      net = WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0), cpu_chunk=cpu_chunk)
+      chunks = dict(cpu_chunk=cpu_chunk, cpu_grad_chunk=cpu_grad_chunk)
+      net = WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0), **chunks)
       graph, params, rest = core.split(net)
       params, rest = jax.tree.map(lambda a: a.astype(jnp.float64), (params, rest))
       x = jax.random.uniform(jax.random.key(0), (66, 16, 16, 3), jnp.float64)
@@ -143,8 +197,8 @@ def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one():
       lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
       return lowered.compile()(params), lowered.as_text().count('stablehlo.convolution')
 
-  (loss, grads), convs = pass_(64)  # the default
-  (ref_loss, ref_grads), ref_convs = pass_(None)
+  (loss, grads), convs = pass_(64, 8)  # the defaults
+  (ref_loss, ref_grads), ref_convs = pass_(None, None)
   assert convs > ref_convs  # the chunked path ran
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
   # Against the largest gradient: the convolutions' biases, which batch norm cancels, have

@@ -1,6 +1,7 @@
 """Layers the published recipes need and Flax lacks: weight-normalized dense, input noise; and
 BatchNorm with a statistics update that traces in constant time."""
 
+import functools
 import math
 
 import jax
@@ -51,35 +52,79 @@ class BatchNorm(nnx.BatchNorm):
 
 class Conv(nnx.Conv):
   """nnx.Conv (the same arguments, parameters and numbers) that, on CPU, convolves a batch of more
-  than `chunk` images in equal chunks of at most `chunk` and reassembles the outputs.
+  than `chunk` images in equal chunks of at most `chunk`, and sums its weight gradient over chunks
+  of at most `grad_chunk` images.
 
   XLA:CPU's convolutions slow down per image as the batch grows (WRN-28-2's training pass: ~8 ms
   an image at 32, ~19 at 960 on a 2-core machine), which chunks of 64 undo (a 960-image pass 2.5x
-  faster). Each image's output is computed as before; a weight gradient is summed chunk by chunk,
-  so it differs from the unchunked one by float rounding. Batch norm, between the convolutions,
-  still sees the whole batch. Other backends keep the single convolution."""
+  faster). Weight gradients suffer most: over 32 maps of 32x32x32 one takes ~3.5x the forward
+  convolution's time, summed over chunks of 8 images ~1.5x (RESULTS.md). Each image's output and
+  input gradient are computed as before; a weight gradient is summed chunk by chunk, so it differs
+  from the unchunked one by float rounding. Batch norm, between the convolutions, still sees the
+  whole batch. Other backends keep the single convolution and XLA's gradient."""
 
-  def __init__(self, *args, chunk: int | None = None, **kwargs):
+  def __init__(self, *args, chunk: int | None = None, grad_chunk: int | None = None, **kwargs):
+    if chunk or grad_chunk:
+      kwargs['conv_general_dilated'] = _cpu_convolution(chunk, grad_chunk)
     super().__init__(*args, **kwargs)
-    self.chunk = chunk
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    n, whole = x.shape[0], super().__call__
-    count = _chunk_count(n, self.chunk) if self.chunk else 1
+
+# A layer's weight-gradient convolutions are unrolled (in a lax.scan XLA:CPU ran each ~100x
+# slower); more than this many per layer lengthen compiles more than they save: a 960-image WRN
+# pass with 120 (15 chunks of 64, each in 8) compiled in 112 s instead of 26, for 16 % less time.
+MAX_GRAD_CONVS = 16
+
+
+@functools.cache  # one function per setting: nnx keeps it in the layer's graph definition
+def _cpu_convolution(chunk: int | None, grad_chunk: int | None):
+  """lax.conv_general_dilated, chunked on CPU as Conv describes. Chunk j of c holds images j,
+  j + c, j + 2c, ...: a batch sharded over devices in contiguous blocks stays sharded the same way
+  (contiguous chunks crossed the blocks: ~90 collective permutes a convolution at 960 images on 8
+  devices). Decided when traced, for the backend the step runs on (jax.lax.platform_dependent
+  would trace and differentiate both versions: a WRN step's trace took 4x as long)."""
+
+  def conv(lhs, rhs, window_strides, padding, **kwargs):
+    plain = functools.partial(jax.lax.conv_general_dilated, **kwargs)
+    plain = functools.partial(plain, window_strides=window_strides, padding=padding)
+    if jax.default_backend() != 'cpu':
+      return plain(lhs, rhs)
+    n = lhs.shape[0]
+    count = _chunk_count(n, chunk) if chunk else 1
+    per = n // count
+    # Across processes every chunk's partial weight gradient would be all-reduced (~3 ms each).
+    budget = MAX_GRAD_CONVS // count if jax.process_count() == 1 else 0
+    grads = _chunk_count(per, max(grad_chunk, -(-per // budget))) if grad_chunk and budget else 1
+    one = plain if grads == 1 else _weight_grad_in_chunks(plain, grads)
     if count == 1:
-      return whole(x)
+      return one(lhs, rhs)
+    x = lhs.reshape(per, count, *lhs.shape[1:])
+    y = jnp.stack([one(x[:, j], rhs) for j in range(count)], axis=1)
+    return y.reshape(n, *y.shape[2:])
 
-    def chunked(x):
-      # Chunk j holds images j, j + count, j + 2·count, ...: a batch sharded over devices in
-      # contiguous blocks stays sharded the same way (contiguous slices crossed the blocks and
-      # cost ~90 collective permutes a convolution at 960 images on 8 devices).
-      x = x.reshape(n // count, count, *x.shape[1:])
-      y = jnp.stack([whole(x[:, j]) for j in range(count)], axis=1)
-      return y.reshape(n, *y.shape[2:])
+  return conv
 
-    # Decided when traced, for the backend the step runs on (jax.lax.platform_dependent would
-    # trace and differentiate both versions: tracing a WRN step took 4x as long, not 2.4x).
-    return chunked(x) if jax.default_backend() == 'cpu' else whole(x)
+
+def _weight_grad_in_chunks(plain, count: int):
+  """plain(x, k) whose gradient for k is the sum of `count` strided chunks' gradients."""
+
+  @jax.custom_vjp
+  def f(x, k):
+    return plain(x, k)
+
+  def fwd(x, k):
+    return plain(x, k), (x, k)
+
+  def bwd(res, g):
+    x, k = res
+    dx = jax.vjp(lambda x: plain(x, k), x)[1](g)[0]
+    xs, gs = (a.reshape(a.shape[0] // count, count, *a.shape[1:]) for a in (x, g))
+    partial = lambda j: jax.vjp(lambda k: plain(xs[:, j], k), k)[1](gs[:, j])[0]
+    # Summed in float32: a bfloat16 kernel's gradient is rounded once, at the end.
+    dk = sum(partial(j).astype(jnp.float32) for j in range(count))
+    return dx, dk.astype(k.dtype)
+
+  f.defvjp(fwd, bwd)
+  return f
 
 
 def _chunk_count(n: int, chunk: int) -> int:
