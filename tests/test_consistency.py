@@ -139,9 +139,6 @@ def test_cpu_weight_gradient_in_chunks_is_nnx_convs(stride, size, dtype, monkeyp
 
   assert convs() == 3  # the CPU path ran: the kernel's gradient in three convolutions
   with monkeypatch.context() as m:
-    m.setattr(jax, 'process_count', lambda: 2)
-    assert convs() == 1  # across processes: XLA's gradient (no all-reduce per chunk)
-  with monkeypatch.context() as m:
     m.setattr(jax, 'default_backend', lambda: 'gpu')
     assert convs() == 1  # GPUs and TPUs: XLA's gradient
 

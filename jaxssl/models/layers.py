@@ -91,8 +91,9 @@ def _cpu_convolution(chunk: int | None, grad_chunk: int | None):
     n = lhs.shape[0]
     count = _chunk_count(n, chunk) if chunk else 1
     per = n // count
-    # Across processes every chunk's partial weight gradient would be all-reduced (~3 ms each).
-    budget = MAX_GRAD_CONVS // count if jax.process_count() == 1 else 0
+    # Over a sharded batch each chunk's partial gradient is all-reduced: XLA combines them into
+    # one collective of up to MAX_GRAD_CONVS kernels' bytes.
+    budget = MAX_GRAD_CONVS // count
     grads = _chunk_count(per, max(grad_chunk, -(-per // budget))) if grad_chunk and budget else 1
     one = plain if grads == 1 else _weight_grad_in_chunks(plain, grads)
     if count == 1:
