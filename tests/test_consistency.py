@@ -178,6 +178,28 @@ def test_chunked_conv_keeps_a_sharded_batch_on_its_devices():
     assert op not in hlo, op
 
 
+def test_chunked_weight_gradient_over_a_sharded_batch_is_one_collective():
+  # Each chunk's partial kernel gradient sums over a batch split across 8 devices, so each needs
+  # an all-reduce; XLA combines them (and the bias's) into one collective, as for one gradient.
+  from jaxssl import parallel
+
+  x = jax.device_put(jnp.ones((64, 6, 6, 4)), parallel.batch_sharding(parallel.make_mesh()))
+
+  def all_reduces(grad_chunk):
+    conv = layers.Conv(4, 4, (3, 3), grad_chunk=grad_chunk, rngs=nnx.Rngs(0))
+    graph, params, _ = core.split(conv)
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(nnx.merge(graph, p)(x) ** 2)))
+    lowered = grad.lower(params, x)
+    hlo = lowered.compile().as_text()
+    ops = [
+      line for line in hlo.splitlines() if ' all-reduce(' in line or 'all-reduce-start(' in line
+    ]
+    return len(ops), lowered.as_text().count('stablehlo.convolution')
+
+  assert all_reduces(None) == (1, 2)  # the forward and the kernel gradient
+  assert all_reduces(8) == (1, 9)  # the forward, 8 gradient chunks: one collective
+
+
 def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one():
   # 66 images: chunks of 64 and 2 in every convolution, batch norm over all 66 between them, and
   # the weight gradients of the 64 summed over 8 chunks of 8. In
