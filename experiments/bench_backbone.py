@@ -7,6 +7,10 @@ or 20 (cnn) passes after one.
   python experiments/bench_backbone.py wrn 960 --chunk=0  # one convolution over the whole batch
   python experiments/bench_backbone.py cnn 224            # the MNIST SmallCNN 16-32-64
   python experiments/bench_backbone.py cnn 224 --grad_chunk=0  # XLA's one weight gradient
+  python experiments/bench_backbone.py wrn 32 --ynn       # XLA:CPU's default YNNPACK convolutions
+
+It compiles as jaxssl's steps do (jaxssl.xla.jit: on CPU, XLA's threaded convolutions, where the
+chunk flags change nothing); --ynn compiles with XLA's defaults and chunks as layers.Conv then does.
 
 Alternate it with the PyTorch script, nothing else running: absolute times drift between runs
 on these machines, ratios measured side by side do not.
@@ -24,7 +28,7 @@ from flax import nnx
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from jaxssl import core  # noqa: E402
+from jaxssl import core, xla  # noqa: E402
 from jaxssl.methods import _classifier as C  # noqa: E402
 from jaxssl.models import convnets  # noqa: E402
 
@@ -32,11 +36,15 @@ flags.DEFINE_integer('chunk', None, "WRN's CPU convolution chunk (unset: its def
 flags.DEFINE_integer(
   'grad_chunk', None, 'CPU weight-gradient chunk of both nets (unset: their default); 0: none.'
 )
+flags.DEFINE_bool('ynn', False, "XLA:CPU's default compile options: convolutions on YNNPACK.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   arch, n = argv[1], int(argv[2])
+  if FLAGS.ynn:
+    xla.compiler_options = lambda: None
+    xla.convolutions_on_ynnpack = lambda: jax.default_backend() == 'cpu'
   grad_chunk = {} if FLAGS.grad_chunk is None else {'cpu_grad_chunk': FLAGS.grad_chunk or None}
   if arch == 'wrn':
     chunk = {} if FLAGS.chunk is None else {'cpu_chunk': FLAGS.chunk or None}
@@ -50,7 +58,7 @@ def main(argv):
   net = C.Net(core.graphdef(new))
   _, params, rest = core.split(new(jax.random.key(0)))
   x = jax.random.uniform(jax.random.key(1), (n, *shape))
-  grad = jax.jit(jax.grad(lambda p: jnp.sum(net(p, rest, x, train=True)[0])))
+  grad = xla.jit(jax.grad(lambda p: jnp.sum(net(p, rest, x, train=True)[0])))
   t0 = time.perf_counter()
   compiled = grad.lower(params).compile()
   compile_s = time.perf_counter() - t0
@@ -61,7 +69,7 @@ def main(argv):
     jax.block_until_ready(compiled(params))
     times.append(time.perf_counter() - t0)
   print(
-    f'jaxssl {arch} B={n} chunk={FLAGS.chunk} grad_chunk={FLAGS.grad_chunk} '
+    f'jaxssl {arch} B={n} ynn={FLAGS.ynn} chunk={FLAGS.chunk} grad_chunk={FLAGS.grad_chunk} '
     f'compile={compile_s:.1f}s '
     f'median={1000 * statistics.median(times):.1f}ms ({jax.devices()[0].device_kind})'
   )

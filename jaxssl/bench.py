@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxssl import config as config_lib
-from jaxssl import methods, parallel
+from jaxssl import methods, parallel, xla
 from jaxssl.data import datasets
 from jaxssl.train import build
 
@@ -106,7 +106,7 @@ def backbone_step(run, views: int):
   )
   rep = parallel.replicated(run.mesh)
   params, rest = jax.device_put(params, rep), jax.device_put(rest, rep)
-  return jax.jit(fwd_bwd).lower(params, rest, images).compile(), (params, rest, images)
+  return xla.jit(fwd_bwd).lower(params, rest, images).compile(), (params, rest, images)
 
 
 def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic') -> dict:

@@ -15,7 +15,7 @@ from clu import periodic_actions
 from tqdm import tqdm
 
 from jaxssl import config as config_lib
-from jaxssl import methods, parallel, rundir
+from jaxssl import methods, parallel, rundir, xla
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, eval_batches
@@ -107,6 +107,8 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
       for name, fn in predictors.items()
     }
 
+  # Plain jit: init computes no convolution, and users trace it (jax.eval_shape(run.init)),
+  # which a jit with compiler options refuses.
   init = jax.jit(init_fn, out_shardings=rep)
   abstract = jax.tree.map(
     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
@@ -115,7 +117,7 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   sample = None
   if method.sample is not None:
     key = jax.random.fold_in(jax.random.key(config.seed), 0x5A4D)
-    sample = jax.jit(
+    sample = xla.jit(
       lambda state: method.sample(state['method'], key, config.num_samples), out_shardings=rep
     )
   return Run(
@@ -126,10 +128,10 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     pipeline=pipeline,
     init=lambda: init(init_images, jax.random.key(config.seed)),
     abstract_state=abstract,
-    train_step=jax.jit(
+    train_step=xla.jit(
       step_fn, in_shardings=(rep, sharded), out_shardings=(rep, rep), donate_argnums=0
     ),
-    eval_step=jax.jit(eval_fn, in_shardings=(rep, sharded), out_shardings=rep),
+    eval_step=xla.jit(eval_fn, in_shardings=(rep, sharded), out_shardings=rep),
     sample=sample,
   )
 

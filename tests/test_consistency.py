@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxssl import core, methods
+from jaxssl import core, methods, xla
 from jaxssl.config import resolve
 from jaxssl.errors import UserError
 from jaxssl.methods import DataSpec, fixmatch, flexmatch, mixmatch, uda, vat
@@ -80,8 +80,15 @@ def test_small_cnn_gradient_with_cpu_pooling_is_the_native_one(monkeypatch):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(jnp.max(jnp.abs(b))))
 
 
+@pytest.fixture
+def ynnpack_convolutions(monkeypatch):
+  """The regime where layers.Conv chunks: an XLA:CPU that runs jaxssl's convolutions on YNNPACK
+  (this jaxlib keeps them off it: jaxssl.xla)."""
+  monkeypatch.setattr(xla, 'convolutions_on_ynnpack', lambda: jax.default_backend() == 'cpu')
+
+
 @pytest.mark.parametrize('stride', [1, 2])
-def test_cpu_chunked_conv_is_nnx_conv(stride, monkeypatch):
+def test_cpu_chunked_conv_is_nnx_conv(stride, monkeypatch, ynnpack_convolutions):
   # 10 images, chunks of at most 4: five chunks of 2 (equal chunks). Each image's output as the
   # one convolution computes it; the weight gradients summed chunk by chunk, equal up to float
   # rounding.
@@ -110,7 +117,9 @@ def test_cpu_chunked_conv_is_nnx_conv(stride, monkeypatch):
   'stride, size, dtype',
   [(1, 3, 'float32'), (2, 3, 'float32'), (2, 1, 'float32'), (1, 3, 'bfloat16')],
 )
-def test_cpu_weight_gradient_in_chunks_is_nnx_convs(stride, size, dtype, monkeypatch):
+def test_cpu_weight_gradient_in_chunks_is_nnx_convs(
+  stride, size, dtype, monkeypatch, ynnpack_convolutions
+):
   # 12 images, weight-gradient chunks of at most 4: three (strided: images j, j+3, ...). The
   # outputs and the input gradient are the one convolution's; the kernel's gradient is summed
   # chunk by chunk, equal up to rounding (bfloat16: to its precision).
@@ -144,7 +153,7 @@ def test_cpu_weight_gradient_in_chunks_is_nnx_convs(stride, size, dtype, monkeyp
 
 
 @pytest.mark.parametrize('n, grad_convs', [(32, 4), (64, 8), (128, 16), (224, 16), (960, 15)])
-def test_weight_gradient_convolutions_stay_few(n, grad_convs):
+def test_weight_gradient_convolutions_stay_few(n, grad_convs, ynnpack_convolutions):
   # WRN's settings: 64-image forward chunks, 8-image gradient chunks, at most 16 gradient
   # convolutions a layer (224: 16 chunks of 14; 960: 15 forward chunks, each one gradient).
   x = jax.ShapeDtypeStruct((n, 4, 4, 2), jnp.float32)
@@ -163,7 +172,7 @@ def test_chunks_are_equal_and_at_most_the_chunk(n, chunks):
   assert layers._chunk_count(n, 64) == chunks
 
 
-def test_chunked_conv_keeps_a_sharded_batch_on_its_devices():
+def test_chunked_conv_keeps_a_sharded_batch_on_its_devices(ynnpack_convolutions):
   # A batch sharded over devices in contiguous blocks: every chunk takes its images from every
   # block, so the compiled convolution moves no images between devices (contiguous chunks did:
   # ~90 collective permutes a convolution at 960 images on 8 devices).
@@ -178,7 +187,7 @@ def test_chunked_conv_keeps_a_sharded_batch_on_its_devices():
     assert op not in hlo, op
 
 
-def test_chunked_weight_gradient_over_a_sharded_batch_is_one_collective():
+def test_chunked_weight_gradient_over_a_sharded_batch_is_one_collective(ynnpack_convolutions):
   # Each chunk's partial kernel gradient sums over a batch split across 8 devices, so each needs
   # an all-reduce; XLA combines them (and the bias's) into one collective, as for one gradient.
   from jaxssl import parallel
@@ -200,7 +209,7 @@ def test_chunked_weight_gradient_over_a_sharded_batch_is_one_collective():
   assert all_reduces(8) == (1, 9)  # the forward, 8 gradient chunks: one collective
 
 
-def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one():
+def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one(ynnpack_convolutions):
   # 66 images: chunks of 64 and 2 in every convolution, batch norm over all 66 between them, and
   # the weight gradients of the 64 summed over 8 chunks of 8. In
   # float64: in float32 at the suite's -O0 the naive sums over 66x16x16 positions differ by
@@ -225,6 +234,56 @@ def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one():
   scale = max(float(np.max(np.abs(b))) for b in jax.tree.leaves(ref_grads))
   for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * scale)
+
+
+def _convs_on_ynnpack(compiled_text: str) -> int:
+  # A YNNPACK fusion's line names its kind in backend_config, its op in metadata.
+  lines = compiled_text.split('\n')
+  return sum('"__ynn_fusion"' in line and 'conv_general_dilated' in line for line in lines)
+
+
+def test_cpu_programs_keep_convolutions_on_xla_threads():
+  # jax 0.10's XLA:CPU hands convolutions to YNNPACK (one thread each); xla.jit compiles them as
+  # XLA's own threaded convolutions, and layers.Conv then convolves the batch at once.
+  options = xla.compiler_options()
+  if jax.__version_info__[:2] == (0, 10):  # the XLA whose options were measured
+    assert options is not None
+  assert xla.convolutions_on_ynnpack() == (options is None)
+  net = WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0))
+  graph, params, rest = core.split(net)
+  x = jax.random.uniform(jax.random.key(0), (66, 16, 16, 3))
+
+  def pass_(jit):
+    loss = lambda p: jnp.sum(jnp.sin(core.apply(graph, p, rest, x, True)[0]))
+    lowered = jit(jax.value_and_grad(loss)).lower(params)
+    compiled = lowered.compile()
+    convs = lowered.as_text().count('stablehlo.convolution')
+    return compiled(params), convs, _convs_on_ynnpack(compiled.as_text())
+
+  (loss, grads), convs, on_ynn = pass_(xla.jit)
+  (ref_loss, ref_grads), ref_convs, ref_on_ynn = pass_(jax.jit)
+  # 28 convolutions: forward, kernel and input gradients (none for the stem's input); no chunks.
+  assert convs == ref_convs == 3 * 28 - 1
+  assert ref_on_ynn > 0 and on_ynn == (ref_on_ynn if options is None else 0)
+  # Another convolution's float rounding, nothing more.
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+  scale = max(float(np.max(np.abs(b))) for b in jax.tree.leaves(ref_grads))
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_cpu_options_leave_programs_without_convolutions_as_they_were():
+  # The Improved-GAN, Ladder and VAE steps are dots and reductions: compiled alike with and
+  # without xla.jit's options (their results, e.g. the default run's 544 errors, cannot move).
+  from jaxssl.models.mlp import Discriminator
+
+  graph, params, rest = core.split(Discriminator(784, 10, rngs=nnx.Rngs(0)))
+  x = jnp.ones((100, 784))
+  logits = lambda p: core.apply(graph, p, rest, x, jax.random.key(1))[0][0]
+  loss = lambda p: jnp.sum(jax.nn.logsumexp(logits(p), -1))
+  compiled = lambda options: jax.jit(jax.grad(loss), compiler_options=options).lower(params)
+  text = lambda options: xla.instructions(compiled(options).compile().as_text())
+  assert xla.compiler_options() is None or text(xla.compiler_options()) == text(None)
 
 
 def test_wide_resnet_runs_on_cifar_shapes_and_updates_batch_norm():

@@ -98,11 +98,10 @@ class WideResNet(nnx.Module):
     cpu_chunk: int | None = 64,
     cpu_grad_chunk: int | None = 8,
   ):
-    """`cpu_chunk`: on CPU every convolution takes a larger batch in chunks of at most this many
-    images (layers.Conv; None: one convolution). The SmallCNN's forward keeps one convolution
-    (224 digits: 85 -> 77 ms in one probe, ../shared/bench/README.md), which keeps its tests'
-    compiles small. `cpu_grad_chunk`: on CPU each weight gradient is summed over chunks of at
-    most this many images (None: XLA's one convolution)."""
+    """`cpu_chunk`: where convolutions run on YNNPACK (an XLA:CPU without jaxssl.xla's option),
+    every convolution takes a larger batch in chunks of at most this many images (layers.Conv;
+    None: one convolution). `cpu_grad_chunk`: there, each weight gradient is summed over chunks
+    of at most this many images (None: XLA's one convolution)."""
     args = dict(
       bn_momentum=bn_momentum,
       slope=slope,
@@ -160,8 +159,8 @@ class SmallCNN(nnx.Module):
     dtype=None,
     cpu_grad_chunk: int | None = 8,
   ):
-    """`cpu_grad_chunk`: as WideResNet's (224 digits: the training pass 72.9 -> 58.7 ms, one
-    side-by-side run, RESULTS.md)."""
+    """`cpu_grad_chunk`: as WideResNet's (224 digits on YNNPACK: the training pass 72.9 -> 58.7
+    ms, one side-by-side run, RESULTS.md)."""
     convs, bns, cin = [], [], in_channels
     for w in widths:
       convs.append(_conv(cin, w, 3, 1, rngs, dtype, grad_chunk=cpu_grad_chunk))

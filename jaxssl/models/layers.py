@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxssl import xla
+
 
 def normal(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   """jax.random.normal(key, shape), drawn flat and reshaped: the same numbers (threefry counts over
@@ -51,17 +53,19 @@ class BatchNorm(nnx.BatchNorm):
 
 
 class Conv(nnx.Conv):
-  """nnx.Conv (the same arguments, parameters and numbers) that, on CPU, convolves a batch of more
-  than `chunk` images in equal chunks of at most `chunk`, and sums its weight gradient over chunks
-  of at most `grad_chunk` images.
+  """nnx.Conv (the same arguments, parameters and numbers) that, where jaxssl's compiled programs
+  run convolutions on YNNPACK (XLA:CPU without the option of jaxssl.xla), convolves a batch of
+  more than `chunk` images in equal chunks of at most `chunk`, and sums its weight gradient over
+  chunks of at most `grad_chunk` images.
 
-  XLA:CPU's convolutions slow down per image as the batch grows (WRN-28-2's training pass: ~8 ms
+  YNNPACK's convolutions slow down per image as the batch grows (WRN-28-2's training pass: ~8 ms
   an image at 32, ~19 at 960 on a 2-core machine), which chunks of 64 undo (a 960-image pass 2.5x
   faster). Weight gradients suffer most: over 32 maps of 32x32x32 one takes ~3.5x the forward
   convolution's time, summed over chunks of 8 images ~1.5x (RESULTS.md). Each image's output and
   input gradient are computed as before; a weight gradient is summed chunk by chunk, so it differs
   from the unchunked one by float rounding. Batch norm, between the convolutions, still sees the
-  whole batch. Other backends keep the single convolution and XLA's gradient."""
+  whole batch. XLA's own threaded convolution (jaxssl.xla.jit on CPU), GPUs and TPUs keep the
+  single convolution and XLA's gradient: chunks made the first no faster (RESULTS.md)."""
 
   def __init__(self, *args, chunk: int | None = None, grad_chunk: int | None = None, **kwargs):
     if chunk or grad_chunk:
@@ -86,7 +90,7 @@ def _cpu_convolution(chunk: int | None, grad_chunk: int | None):
   def conv(lhs, rhs, window_strides, padding, **kwargs):
     plain = functools.partial(jax.lax.conv_general_dilated, **kwargs)
     plain = functools.partial(plain, window_strides=window_strides, padding=padding)
-    if jax.default_backend() != 'cpu':
+    if not xla.convolutions_on_ynnpack():
       return plain(lhs, rhs)
     n = lhs.shape[0]
     count = _chunk_count(n, chunk) if chunk else 1
