@@ -187,6 +187,8 @@ def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic')
     'process_index': jax.process_index(),
     'platform': jax.default_backend(),
     'jax': jax.__version__,
+    # Which convolutions the step ran: XLA's threaded ones (jaxssl.xla) or XLA's defaults.
+    'xla_options': xla.compiler_options(),
   }
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import mnist_ssl
+from jaxssl import xla
 from jaxssl.errors import UserError
 from tests import helpers
 from tests.helpers import tiny_config
@@ -104,6 +105,7 @@ def test_bench_counts_flops_and_splits_off_the_backbone():
   assert result['achieved_tflops'] > 0 and result['mfu'] is None  # CPU: no peak tabled
   assert result['backbone_ms'] > 0 and 0 < result['backbone_fraction']
   assert result['compute_dtype'] == 'float32'
+  assert result['xla_options'] == xla.compiler_options()  # which convolutions ran
 
 
 def test_param_count_is_what_a_data_parallel_step_all_reduces():
