@@ -1,4 +1,4 @@
-"""The XLA compile options of jaxssl's compiled programs (train, eval, init, bench).
+"""The XLA compile options of jaxssl's compiled programs (train, eval and sample steps, bench).
 
 On CPU, XLA 0.10 hands every float32 convolution with more than 16 channels to YNNPACK, which ran
 each one on a single thread on a 2-core machine: WRN-28-2's training pass over 32 images took as
