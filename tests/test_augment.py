@@ -179,3 +179,30 @@ def test_strong_view_without_flip_never_mirrors():
     x, jax.random.key(0), op_prob=0.0, cutout_size=0.0, pad_fraction=0.0
   )
   assert not np.array_equal(flipped, x)  # with flips on, some of the 16 are mirrored
+
+
+@pytest.mark.parametrize('shape', [(28, 28, 1), (32, 32, 3)])
+def test_affine_samples_as_dm_pix(shape):
+  # augment.affine is pix.affine_transform(mode='constant') in 2-D: bilinear to float rounding
+  # (the sample points are computed in another order: ~1e-6 at 30 px from the origin),
+  # nearest exactly, the fill outside, over random maps, integer shifts (corners at a pixel) and
+  # points far outside.
+  import dm_pix as pix
+
+  def reference(x, m2, offset, order):
+    matrix = jnp.eye(3).at[:2, :2].set(m2)
+    offset = jnp.append(offset, 0.0)
+    return pix.affine_transform(x, matrix, offset=offset, order=order, mode='constant', cval=0.3)
+
+  mine = lambda x, m2, o, order: augment.affine(x, m2, o, order=order, fill=0.3)
+  mine = jax.jit(mine, static_argnums=3)
+  reference = jax.jit(reference, static_argnums=3)
+  rng = np.random.default_rng(0)
+  x = rng.uniform(size=shape).astype(np.float32)
+  for t in range(12):
+    m2 = np.eye(2) + (0.4 * rng.normal(size=(2, 2)) if t % 3 else 0.0)
+    offset = 6 * rng.normal(size=2) * (10 if t == 11 else 1)
+    offset = np.round(offset) if t % 4 == 0 else offset
+    m2, offset = m2.astype(np.float32), offset.astype(np.float32)
+    np.testing.assert_allclose(mine(x, m2, offset, 1), reference(x, m2, offset, 1), atol=1e-5)
+    np.testing.assert_array_equal(mine(x, m2, offset, 0), reference(x, m2, offset, 0))

@@ -23,7 +23,6 @@ parameter picks (the parameter and its bins are still drawn and learned); images
 import functools
 from typing import NamedTuple
 
-import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -165,10 +164,7 @@ def _no_warp(a, b, h, w):
 
 
 def _warp(x, matrix2, offset, order):
-  matrix = jnp.eye(3).at[:2, :2].set(matrix2)
-  return pix.affine_transform(
-    x, matrix, offset=jnp.append(offset, 0.0), order=order, mode='constant', cval=0.0
-  )
+  return augment.affine(x, matrix2, offset, order=order, fill=0.0)
 
 
 class Op(NamedTuple):
