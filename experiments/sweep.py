@@ -148,6 +148,7 @@ def collect(root: Path, cells) -> list[dict]:
     row['seeds'].append(
       {
         'seed': r['seed'],
+        'split_seed': r.get('split_seed', r['seed']),
         'error': 100 * r['test_error'],
         'raw_error': 100 * r['test_raw_error'] if 'test_raw_error' in r else None,
         'steps': r['steps'],
@@ -170,7 +171,7 @@ def collect(root: Path, cells) -> list[dict]:
     row['steps'] = sorted({s['steps'] for s in seeds})
     if seeds:
       nn = [
-        100 * nearest_neighbour_error(row['dataset'], s['labels_per_class'], s['seed'])
+        100 * nearest_neighbour_error(row['dataset'], s['labels_per_class'], s['split_seed'])
         for s in seeds
       ]
       row['nn_mean'], row['nn_sd'] = _mean_sd(nn)

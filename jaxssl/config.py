@@ -15,7 +15,8 @@ COMMON = dict(
   method='improved_gan',  # a file under jaxssl/methods/
   dataset='mnist',  # a TFDS name
   data_dir='',  # '' = $JAXSSL_DATA_DIR or ~/tensorflow_datasets
-  seed=0,  # labeled split, init and every per-step key
+  seed=0,  # labeled split (unless split_seed is set), init and every per-step key
+  split_seed=-1,  # >= 0: draws the labeled split instead of seed (the authors' --seed_data)
   labels_per_class=10,
   num_steps=1000,  # total train steps; every schedule derives from it
   batch_size=100,  # labeled images per step, global over all devices
@@ -88,6 +89,12 @@ def resolve(config) -> ml_collections.ConfigDict:
     if resolved[key] <= 0:
       raise UserError(f'config key {key!r} must be positive, got {resolved[key]}')
   return ml_collections.ConfigDict(resolved).lock()
+
+
+def split_seed(config) -> int:
+  """The seed that draws the labeled split: `split_seed` where set (the same split under every
+  seed, as the Improved-GAN code's --seed_data fixes it), else `seed` (each seed its own split)."""
+  return config.seed if config.split_seed < 0 else config.split_seed
 
 
 def to_json(config) -> str:

@@ -57,6 +57,20 @@ def test_different_seeds_give_different_splits(mnist):
   assert len(set(a.tolist()) & set(b.tolist())) < 10
 
 
+def test_split_seed_fixes_the_split_and_seed_still_draws_the_rest(mnist):
+  # split_seed >= 0 draws the labeled split under every seed (the Improved-GAN code's
+  # --seed_data); the seed still orders the batches. Unset, each seed draws its own split.
+  mesh = parallel.make_mesh()
+  pipe = lambda **kw: Pipeline(mnist, tiny_config('improved_gan', **kw), mesh, unlabeled=True)
+  fixed = [pipe(seed=s, split_seed=7) for s in (0, 1)]
+  np.testing.assert_array_equal(fixed[0].labeled_idx, fixed[1].labeled_idx)
+  expected = datasets.labeled_subset(mnist.train_labels, 10, 10, seed=7, name='mnist')
+  np.testing.assert_array_equal(fixed[0].labeled_idx, expected)
+  assert not np.array_equal(fixed[0].host_batch(0)['x_u'], fixed[1].host_batch(0)['x_u'])
+  own = datasets.labeled_subset(mnist.train_labels, 10, 10, seed=1, name='mnist')
+  np.testing.assert_array_equal(pipe(seed=1).labeled_idx, own)
+
+
 @pytest.mark.parametrize('per_class', [0, -1, 5422])
 def test_impossible_label_counts(mnist, per_class):
   with pytest.raises(UserError, match='labels_per_class'):

@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 
 from jaxssl import parallel
+from jaxssl.config import split_seed
 from jaxssl.data.datasets import Dataset, labeled_subset
 
 
@@ -49,7 +50,7 @@ class Pipeline:
   def __init__(self, ds: Dataset, config, mesh, unlabeled: bool):
     self.ds, self.mesh = ds, mesh
     self.labeled_idx = labeled_subset(
-      ds.train_labels, ds.num_classes, config.labels_per_class, config.seed, ds.name
+      ds.train_labels, ds.num_classes, config.labels_per_class, split_seed(config), ds.name
     )
     parallel.check_divisible(config.batch_size, 'batch_size', mesh)
     # Over positions in the labeled set (the same draws as over its indices: a permutation
