@@ -210,22 +210,23 @@ def test_chunked_weight_gradient_over_a_sharded_batch_is_one_collective(ynnpack_
 
 
 def test_wide_resnet_training_pass_with_cpu_chunks_is_the_plain_one(ynnpack_convolutions):
-  # 66 images: chunks of 64 and 2 in every convolution, batch norm over all 66 between them, and
-  # the weight gradients of the 64 summed over 8 chunks of 8. In
-  # float64: in float32 at the suite's -O0 the naive sums over 66x16x16 positions differ by
-  # ~1e-3 between any two orders, hiding a real difference (float64: ~1e-15).
+  # 18 images in chunks of at most 16 (two of 9) in every convolution, batch norm over all 18
+  # between them, and each chunk's weight gradient summed over chunks of at most 4 (three of 3):
+  # the structure of the defaults (64, 8) at a batch small enough for float64. In float64: in
+  # float32 at the suite's -O0 the naive sums over the positions differ by ~1e-3 between any two
+  # orders, hiding a real difference (float64: ~1e-15).
   def pass_(cpu_chunk, cpu_grad_chunk):
     with jax.enable_x64(True):
       chunks = dict(cpu_chunk=cpu_chunk, cpu_grad_chunk=cpu_grad_chunk)
       net = WideResNet(3, 10, filters=8, rngs=nnx.Rngs(0), **chunks)
       graph, params, rest = core.split(net)
       params, rest = jax.tree.map(lambda a: a.astype(jnp.float64), (params, rest))
-      x = jax.random.uniform(jax.random.key(0), (66, 16, 16, 3), jnp.float64)
+      x = jax.random.uniform(jax.random.key(0), (18, 16, 16, 3), jnp.float64)
       loss = lambda p: jnp.sum(core.apply(graph, p, rest, x, True)[0] ** 2)
       lowered = jax.jit(jax.value_and_grad(loss)).lower(params)
       return lowered.compile()(params), lowered.as_text().count('stablehlo.convolution')
 
-  (loss, grads), convs = pass_(64, 8)  # the defaults
+  (loss, grads), convs = pass_(16, 4)
   (ref_loss, ref_grads), ref_convs = pass_(None, None)
   assert convs > ref_convs  # the chunked path ran
   np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)

@@ -124,8 +124,9 @@ def _weight_grad_in_chunks(plain, count: int):
     dx = jax.vjp(lambda x: plain(x, k), x)[1](g)[0]
     xs, gs = (a.reshape(a.shape[0] // count, count, *a.shape[1:]) for a in (x, g))
     partial = lambda j: jax.vjp(lambda k: plain(xs[:, j], k), k)[1](gs[:, j])[0]
-    # Summed in float32: a bfloat16 kernel's gradient is rounded once, at the end.
-    dk = sum(partial(j).astype(jnp.float32) for j in range(count))
+    # Summed in float32 (or wider): a bfloat16 kernel's gradient is rounded once, at the end.
+    acc = jnp.promote_types(k.dtype, jnp.float32)
+    dk = sum(partial(j).astype(acc) for j in range(count))
     return dx, dk.astype(k.dtype)
 
   f.defvjp(fwd, bwd)
