@@ -44,25 +44,26 @@ def affine(x, matrix2, offset, *, order: int = 1, fill: float = 0.0):
 
   dm_pix.affine_transform(mode='constant') with a matrix that leaves the channel axis alone, in
   2-D: pix interpolates over the channel axis too (8 corners, of which 4 carry weight, summed by a
-  reduction; order 0 goes through jax.scipy's map_coordinates), and on XLA:CPU that reduction, its
-  stacking and transposes were ~40 % of the MNIST FixMatch step's op time (RESULTS.md). The same
-  corners and weights as pix: floor and ceil clipped into the image, weights from the floor."""
+  reduction), and on XLA:CPU that reduction, its stacking and transposes were ~40 % of the MNIST
+  FixMatch step's op time (RESULTS.md). Order 0 is jax.scipy's map_coordinates per channel, as in
+  pix. Order 1 keeps pix's corners and weights (floor and ceil clipped into the image, weights
+  from the floor, the fill only where the point is outside), which map_coordinates does not: it
+  blends the fill into the pixels along the border."""
   h, w, c = x.shape
   rows = jnp.arange(h, dtype=jnp.float32)[:, None]
   cols = jnp.arange(w, dtype=jnp.float32)[None, :]
   r = matrix2[0, 0] * rows + matrix2[0, 1] * cols + offset[0]
   q = matrix2[1, 0] * rows + matrix2[1, 1] * cols + offset[1]
+  if order == 0:
+    nearest = lambda ch: jax.scipy.ndimage.map_coordinates(ch, (r, q), 0, cval=fill)
+    return jax.vmap(nearest, -1, -1)(x)
+  if order != 1:
+    raise ValueError(f'order must be 0 or 1, got {order}')
   flat = x.reshape(h * w, c)
 
   def at(i, j):  # the pixels at integer (row, col) maps, clipped into the image
     return flat[(jnp.clip(i, 0, h - 1) * w + jnp.clip(j, 0, w - 1)).astype(jnp.int32)]
 
-  if order == 0:
-    i, j = jax.lax.round(r), jax.lax.round(q)
-    inside = (i >= 0) & (i < h) & (j >= 0) & (j < w)
-    return jnp.where(inside[..., None], at(i, j), fill).astype(x.dtype)
-  if order != 1:
-    raise ValueError(f'order must be 0 or 1, got {order}')
   r0, q0 = jnp.floor(r), jnp.floor(q)
   r1, q1 = jnp.ceil(r), jnp.ceil(q)
   wr, wq = (r - r0)[..., None], (q - q0)[..., None]
