@@ -4,6 +4,8 @@ optimizer states, averaged copies, step, root key) and JSON meta (data-stream po
 
 from pathlib import Path
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxssl.errors import UserError
@@ -51,3 +53,66 @@ class Checkpoints:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _source(workdir: str):
+  """A read-only manager of another run's checkpoints and its latest step; UserError if none."""
+  directory = Path(workdir).absolute() / 'checkpoints'
+  if not directory.is_dir():
+    raise UserError(f'init_from={workdir}: no checkpoints directory {directory}')
+  # Not read_only=True: orbax then logs two warnings; a manager that never saves writes nothing.
+  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False))
+  step = manager.latest_step()
+  if step is None:
+    raise UserError(f'init_from={workdir}: no complete checkpoint in {directory}')
+  return manager, step
+
+
+def check_source(workdir: str) -> None:
+  """Fails fast, before any data is loaded, when `workdir` holds no checkpoint to start from."""
+  _source(workdir)[0].close()
+
+
+def _path_name(path) -> str:
+  # Orbax restores without a target as nested dicts keyed by the names the saved tree had
+  # (dict keys, attribute names, sequence indices), so paths are compared as those names.
+  names = (getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))) for k in path)
+  return '/'.join(str(n) for n in names)
+
+
+def restore_parts(workdir: str, keys: list[str] | None, abstract_method: dict) -> dict:
+  """Entries `keys` (None: all) of the method state in the latest checkpoint of another run,
+  shaped and placed as this run's `abstract_method` says; a different model is a UserError."""
+  manager, step = _source(workdir)
+  try:
+    saved = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  except Exception as e:  # orbax raises many types for truncated or foreign files
+    why = (str(e).splitlines() or [''])[0][:200]
+    raise UserError(f'init_from={workdir}: checkpoint {step} is unreadable ({why})') from None
+  finally:
+    manager.close()
+  saved = saved['state']['method']
+  keys = list(abstract_method) if keys is None else keys
+  out = {}
+  for key in keys:
+    if key not in abstract_method:
+      raise UserError(
+        f'init_keys: this method state has no {key!r} (it has {", ".join(abstract_method)})'
+      )
+    if key not in saved:
+      raise UserError(f'init_from={workdir}: its method state has no {key!r}')
+    have = {_path_name(p): v for p, v in jax.tree_util.tree_flatten_with_path(saved[key])[0]}
+    want, tree = jax.tree_util.tree_flatten_with_path(abstract_method[key])
+    leaves = []
+    for path, like in want:
+      name = f'{key}/{_path_name(path)}'
+      value = have.get(_path_name(path))
+      if value is None or value.shape != like.shape or value.dtype != like.dtype:
+        there = 'missing' if value is None else f'{value.dtype}{list(value.shape)}'
+        raise UserError(
+          f'init_from={workdir}: {name} is {there} there but {like.dtype}{list(like.shape)} here '
+          f'(another model?)'
+        )
+      leaves.append(jax.device_put(np.asarray(value), like.sharding))
+    out[key] = jax.tree.unflatten(tree, leaves)
+  return out

@@ -28,6 +28,11 @@ COMMON = dict(
   eval_batch_size=1000,
   num_samples=100,  # images in each sample grid of generative methods
   init_examples=500,  # training images for data-dependent init
+  # A workdir of an earlier run: a new run starts the method-state entries named in init_keys
+  # (comma-separated, '' = all) from its latest checkpoint, e.g. M1+M2's M1 trained once and
+  # reused by every M2 seed, as the authors did.
+  init_from='',
+  init_keys='',
 )
 # Keys that may change when a run is resumed: they do not change what is computed.
 OPERATIONAL = frozenset(
@@ -88,7 +93,17 @@ def resolve(config) -> ml_collections.ConfigDict:
   for key in POSITIVE:
     if resolved[key] <= 0:
       raise UserError(f'config key {key!r} must be positive, got {resolved[key]}')
+  if resolved['init_keys'] and not resolved['init_from']:
+    raise UserError(
+      f'init_keys={resolved["init_keys"]!r} needs init_from (a workdir to start from)'
+    )
   return ml_collections.ConfigDict(resolved).lock()
+
+
+def init_keys(config) -> list[str] | None:
+  """The method-state entries a run takes from `init_from`; None: all of them."""
+  keys = [k.strip() for k in config.init_keys.split(',') if k.strip()]
+  return keys or None
 
 
 def split_seed(config) -> int:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from jaxssl import config as config_lib
 from jaxssl import methods, parallel, rundir, xla
-from jaxssl.checkpoint import Checkpoints
+from jaxssl.checkpoint import Checkpoints, check_source, restore_parts
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, eval_batches
 from jaxssl.errors import Preempted, UserError
@@ -144,7 +144,13 @@ def _resume(run: Run, ckpts: Checkpoints) -> tuple[Any, dict]:
   """(state, meta) of the latest checkpoint, or of a fresh init; the data position is checked."""
   latest = ckpts.latest_step()
   if latest is None:
-    return run.init(), {'wall_seconds': 0.0}
+    state = run.init()
+    if run.config.init_from:  # a fresh run only: a resume has these entries in its checkpoint
+      parts = restore_parts(
+        run.config.init_from, config_lib.init_keys(run.config), run.abstract_state['method']
+      )
+      state = {**state, 'method': {**state['method'], **parts}}
+    return state, {'wall_seconds': 0.0}
   state, meta = ckpts.restore(latest, run.abstract_state)
   if meta.get('data') != run.pipeline.position(latest):
     raise UserError(
@@ -311,6 +317,12 @@ def train_and_evaluate(
       rundir.write_text(workdir / 'config.json', config_lib.to_json(config) + '\n')
   except OSError as e:
     raise rundir.error(workdir, e) from None
+  if config.init_from:
+    if Path(config.init_from).absolute() == workdir.absolute():
+      raise UserError(
+        f"init_from is this run's own --workdir {workdir}; resuming needs no init_from"
+      )
+    check_source(config.init_from)
   run = build(config, mesh, dataset)
   ckpts = Checkpoints(workdir, config.keep_checkpoints)
   state, meta = _resume(run, ckpts)

@@ -248,6 +248,58 @@ def test_other_config_in_existing_workdir_is_refused(tmp_path):
     _train(tiny_config('supervised', lr=0.1), tmp_path)
 
 
+def test_a_run_starts_the_named_parts_of_its_state_from_another_run(tmp_path):
+  # M1+M2 as the authors ran it: one run trains M1 only, M2 runs of other seeds start from it.
+  m1 = dict(stacked=True, m1_keep_std=0.07)
+  _train(tiny_config('vae_m2', m1_fraction=1.0, **m1), tmp_path / 'm1')
+  config = tiny_config(
+    'vae_m2', m1_fraction=0.0, seed=1, init_from=str(tmp_path / 'm1'), init_keys='m1', **m1
+  )
+  files = lambda: {p: p.stat().st_mtime_ns for p in (tmp_path / 'm1').rglob('*')}
+  before = files()
+  _train(config, tmp_path / 'm2')
+  assert files() == before  # the other run is read, never written
+  source, _ = _restore(tmp_path / 'm1')
+  target, _ = _restore(tmp_path / 'm2')
+  fresh = jax.device_get(helpers.build_small(config).init())
+  same = lambda a, b: all(
+    np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  )
+  # M1 is the other run's, and stays frozen under M2's steps; M2 is this run's own, trained.
+  assert same(target['method']['m1'], source['method']['m1'])
+  assert not same(fresh['method']['m1'], source['method']['m1'])
+  assert not same(target['method']['m2'], source['method']['m2'])
+  assert not same(target['method']['m2'], fresh['method']['m2'])
+  assert 0 < target['method']['keep'].sum() < 50
+
+
+@pytest.mark.parametrize(
+  'overrides, message',
+  [
+    (dict(init_keys='m1'), "init_keys='m1' needs init_from"),
+    (dict(m1_fraction=0.0), 'm1_fraction=0 trains no M1: set init_from'),
+    (dict(init_from='{tmp}/nothing', init_keys='m1'), 'no checkpoints directory'),
+    (
+      dict(init_from='{tmp}/m1', init_keys='m3'),
+      r"method state has no 'm3' \(it has keep, m1, m2\)",
+    ),
+    (
+      dict(init_from='{tmp}/m1', init_keys='m1', m1_widths=(32,)),
+      r'm1/\S+ is float32\[500\] there but float32\[32\] here',
+    ),
+  ],
+)
+def test_bad_init_from_is_one_line_and_starts_nothing(tmp_path, overrides, message):
+  if '{tmp}/m1' in overrides.get('init_from', ''):
+    _train(tiny_config('vae_m2', stacked=True, m1_fraction=1.0), tmp_path / 'm1')
+  overrides = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in overrides.items()}
+  config = tiny_config('vae_m2', stacked=True, **{'m1_fraction': 0.0, **overrides})
+  with pytest.raises(UserError, match=message):
+    _train(config, tmp_path / 'run')
+  checkpoints = tmp_path / 'run' / 'checkpoints'
+  assert not checkpoints.exists() or not any(checkpoints.iterdir())
+
+
 def test_corrupt_checkpoint_is_named_and_kept(capsys, tmp_path):
   _train(tiny_config('supervised'), tmp_path)
   files = [p for p in (tmp_path / 'checkpoints' / '2').rglob('*') if p.is_file()]

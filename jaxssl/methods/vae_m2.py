@@ -6,7 +6,9 @@ alpha = 0.1·N times the *mean* labeled -log q(y|x)) divided by N, as the author
 mean U(x) + (N_l/N) mean L(x,y) + 0.1 mean(-log q(y|x)).
 M1+M2 (`stacked`): a VAE M1 trains on pixels first; M2 then models M1's latent code, without the
 latent units M1 left unused (the authors drop units whose means vary by less than 0.1; here they are
-masked out of M2's inputs and likelihood, so shapes stay static under jit).
+masked out of M2's inputs and likelihood, so shapes stay static under jit). M1 trains for the first
+`m1_fraction` of the steps, or comes from another run (`init_from`, `init_keys=m1`) with
+m1_fraction=0, as the authors reused one M1 for every M2 run.
 """
 
 import math
@@ -18,6 +20,7 @@ from flax import nnx
 
 from jaxssl import core
 from jaxssl.data import to_float
+from jaxssl.errors import UserError
 from jaxssl.methods import DataSpec, Method
 from jaxssl.models.vae import (
   M1,
@@ -62,6 +65,11 @@ def make(config, data: DataSpec) -> Method:
   )
   graph_m1, graph_m2 = core.graphdef(new_m1), core.graphdef(new_m2)
   m1_steps = int(config.m1_fraction * config.num_steps) if config.stacked else 0
+  if config.stacked and m1_steps == 0 and not config.init_from:
+    raise UserError(
+      'M1+M2 with m1_fraction=0 trains no M1: set init_from to a run that trained one '
+      '(experiments/configs/mnist_vae_m2.py:m1) and init_keys=m1'
+    )
   adam = lambda lr, schedule, steps: core.optimizer(
     'adam',
     lr=lr,
@@ -73,7 +81,7 @@ def make(config, data: DataSpec) -> Method:
   )
   tx_m1, _ = adam(config.m1_lr, 'constant', max(m1_steps, 1))
   # M2's optimizer counts only M2's own updates, so its schedule spans the M2 phase.
-  tx_m2, lr = adam(config.lr, 'linear_decay', config.num_steps - m1_steps)
+  tx_m2, lr = adam(config.lr, 'linear_decay', max(config.num_steps - m1_steps, 1))
   n_labeled = config.labels_per_class * k
 
   def init(key, init_images):
