@@ -1,0 +1,47 @@
+"""The 20-label Improved-GAN figure (RESULTS.md): python experiments/results/gan20/plot.py
+
+jaxssl's runs from their committed logs (s0, s1, s2), the PyTorch port of the authors' script
+(torch_port.py) on the same labeled splits from its logs, pixel 1-NN on each split, the paper's
+band."""
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = 'experiments/results/gan20'
+NN = {0: 6394, 1: 4677, 2: 5190}  # pixel 1-NN test errors on each seed's 20-image split
+COLORS = {0: 'tab:blue', 1: 'tab:orange', 2: 'tab:purple'}
+fig, ax = plt.subplots(figsize=(7, 4.2))
+for seed, color in COLORS.items():
+  rows = [json.loads(line) for line in open(f'{HERE}/s{seed}/metrics.jsonl')]
+  rows = [r for r in rows if 'eval/test/errors' in r]
+  ax.plot(
+    [r['step'] / 600 for r in rows],
+    [r['eval/test/errors'] for r in rows],
+    'o-',
+    ms=3,
+    color=color,
+    label=f'jaxssl seed {seed} (Polyak)',
+  )
+  ax.axhline(NN[seed], color=color, ls=':', lw=1)
+  try:
+    text = open(f'{HERE}/torch_port_lab2_s{seed}.log').read()
+  except FileNotFoundError:
+    continue
+  points = [(int(e), int(p)) for e, p in re.findall(r'epoch (\d+):.*?Polyak\)? (\d+)', text)]
+  ax.plot(*zip(*points), 's--', ms=3, color=color, alpha=0.6, label=f'PyTorch port, split {seed}')
+ax.plot([], [], ':', color='gray', label='pixel 1-NN on the split')
+ax.axhspan(1677 - 452, 1677 + 452, color='tab:green', alpha=0.25, label='paper (300 epochs): 1,677 ± 452')
+ax.set_xlim(0, 21)
+ax.set_ylim(0, 7000)
+ax.set_xlabel('epoch (600 steps)')
+ax.set_ylabel('test errors of 10,000')
+ax.set_title('Improved-GAN paper recipe, MNIST, 20 labels: the first epochs')
+ax.grid(alpha=0.3)
+ax.legend(fontsize=7, ncol=2)
+fig.tight_layout()
+fig.savefig('docs/gan20_first_epochs.png', dpi=110)
