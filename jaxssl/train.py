@@ -47,11 +47,11 @@ class Run:
       # Summed on the host, one batch in flight: XLA:CPU's in-process all-reduce deadlocked
       # (a device never joined the rendezvous; abort after 40 s) with eval programs queued back
       # to back on 8 forced CPU devices, in about half of all runs on a 2-core machine.
-      errors = jax.device_get(self.eval_step(state, batch))
-      totals = errors if totals is None else jax.tree.map(np.add, totals, errors)
+      sums = jax.device_get(self.eval_step(state, batch))
+      totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
     n = len(self.dataset.test_labels)
-    out = {}
-    for name, errors in totals.items():
+    out = {f'eval/test/{name}': float(total / n) for name, total in totals['means'].items()}
+    for name, errors in totals['errors'].items():
       prefix = f'eval/test/{name}/' if name else 'eval/test/'
       out |= {
         prefix + 'error': errors / n,
@@ -102,10 +102,16 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   predictors = {'': method.predict, **method.extra_predictors}
 
   def eval_fn(state, batch):
-    return {
+    errors = {
       name: jnp.sum((jnp.argmax(fn(state['method'], batch['x']), -1) != batch['y']) & batch['mask'])
       for name, fn in predictors.items()
     }
+    means = {}
+    if method.eval_metrics is not None:  # one key per test image, from its index
+      keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(config.seed), i))(batch['i'])
+      values = method.eval_metrics(state['method'], batch['x'], keys)
+      means = {k: jnp.sum(jnp.where(batch['mask'], v, 0.0)) for k, v in values.items()}
+    return {'errors': errors, 'means': means}
 
   # Plain jit: init computes no convolution, and users trace it (jax.eval_shape(run.init)),
   # which a jit with compiler options refuses.

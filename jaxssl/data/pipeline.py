@@ -131,7 +131,8 @@ class Pipeline:
 
 
 def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mesh):
-  """(x, y, mask) device batches covering every example once; the last batch is padded."""
+  """(x, y, i, mask) device batches covering every example once (i: its index in the split, so
+  per-example randomness of an evaluation does not depend on batching); the last is padded."""
   parallel.check_divisible(batch_size, 'eval_batch_size', mesh)
   for start in range(0, len(images), batch_size):
     x, y = images[start : start + batch_size], labels[start : start + batch_size]
@@ -141,5 +142,6 @@ def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mesh):
       mask[len(x) :] = False
       x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
       y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    i = np.arange(start, start + batch_size, dtype=np.int32)
     rows = parallel.process_rows(batch_size)
-    yield parallel.to_device({'x': x[rows], 'y': y[rows], 'mask': mask[rows]}, mesh)
+    yield parallel.to_device({'x': x[rows], 'y': y[rows], 'i': i[rows], 'mask': mask[rows]}, mesh)

@@ -45,6 +45,9 @@ class Method:
   extra_predictors: Mapping[str, Callable[[State, jax.Array], jax.Array]] = dataclasses.field(
     default_factory=dict
   )
+  # (state, images, keys) -> {name: one value per image}, averaged over the test set and logged
+  # as eval/test/<name>, e.g. a VAE's negative bound. keys: one per image, from its test index.
+  eval_metrics: Callable[[State, jax.Array, jax.Array], dict[str, jax.Array]] | None = None
   # (state, key, n) -> n images in [0, 1] for a PNG grid (generative methods), else None.
   sample: Callable[[State, jax.Array, int], jax.Array] | None = None
   # Unlabeled views the method builds from x_u inside its step: () means it needs no unlabeled

@@ -112,18 +112,22 @@ def make(config, data: DataSpec) -> Method:
       mean = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
     return mean * keep
 
+  def m1_negative_bound(model, x, eps):
+    """Per image: KL(q(z1|x) || p(z1)) - log p(x|z1), one z1 from eps."""
+    mean, log_var = model.encoder(x)
+    z = mean + jnp.exp(0.5 * log_var) * eps
+    return gaussian_kl(mean, log_var) - bernoulli_log_prob(model.decoder(z), x)
+
   def m1_step(state, batch, key, step):
     k_bin, k_z = jax.random.split(key)
     x = pixels(batch['x_u'], k_bin)
-
-    def negative_bound(model):
-      mean, log_var = model.encoder(x)
-      z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(k_z, mean.shape)
-      return jnp.mean(gaussian_kl(mean, log_var) - bernoulli_log_prob(model.decoder(z), x))
+    eps = jax.random.normal(k_z, (x.shape[0], config.m1_latent))
 
     def loss_fn(params):
-      loss, rest = core.apply(graph_m1, params, state['m1']['rest'], method=negative_bound)
-      return loss, (rest, None)
+      bound, rest = core.apply(
+        graph_m1, params, state['m1']['rest'], x, eps, method=m1_negative_bound
+      )
+      return bound.mean(), (rest, None)
 
     m1, loss, _ = core.update(state['m1'], tx_m1, loss_fn)
     zeros = jnp.zeros(())
@@ -187,6 +191,14 @@ def make(config, data: DataSpec) -> Method:
       'monitor/phase_m1': step < m1_steps,
     }
 
+  def eval_metrics(state, images, keys):
+    """M1's negative bound on the test images (binarized, one z1 each, as in training): what the
+    authors trained M1 until it stopped improving."""
+    split = jax.vmap(jax.random.split)(keys)
+    x = jax.vmap(lambda k, im: pixels(im[None], k)[0])(split[:, 0], images)
+    eps = jax.vmap(lambda k: jax.random.normal(k, (config.m1_latent,)))(split[:, 1])
+    return {'m1/negative_bound': call(graph_m1, state['m1'], m1_negative_bound, x, eps)}
+
   def predict(state, images):
     x = to_float(images).reshape(images.shape[0], -1)
     if config.stacked:
@@ -203,4 +215,10 @@ def make(config, data: DataSpec) -> Method:
       out = call(graph_m1, state['m1'], 'decoder', out[0] * state['keep'])
     return jax.nn.sigmoid(out).reshape(-1, *data.image_shape)
 
-  return Method(init=init, train_step=train_step, predict=predict, sample=sample)
+  return Method(
+    init=init,
+    train_step=train_step,
+    predict=predict,
+    sample=sample,
+    eval_metrics=eval_metrics if config.stacked else None,
+  )

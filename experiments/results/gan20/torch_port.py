@@ -1,5 +1,5 @@
-"""An independent PyTorch port of the authors' train_mnist_feature_matching.py (openai/improved-gan),
-written from their Theano/Lasagne code, not from jaxssl, to check jaxssl's Improved-GAN at few labels.
+"""A PyTorch port of the authors' train_mnist_feature_matching.py (openai/improved-gan), written
+from their Theano/Lasagne code, not from jaxssl, to check jaxssl's Improved-GAN at few labels.
 
 Same as theirs: D 784-1000-500-250-250-250-10 with Gaussian noise (0.3 on the input, 0.5 after
 each hidden layer), weight-normalized dense layers (theta ~ N(0, 0.1²), fixed hidden scales, the
@@ -148,7 +148,9 @@ for epoch in range(epochs):
     l_lab = out_l.gather(1, yl[:, None])[:, 0]
     loss_lab = -l_lab.mean() + lse(out_l).mean()
     l_unl = lse(out_u)
-    loss_unl = -0.5 * l_unl.mean() + 0.5 * F.softplus(l_unl).mean() + 0.5 * F.softplus(lse(out_f)).mean()
+    loss_unl = (
+      -0.5 * l_unl.mean() + 0.5 * F.softplus(l_unl).mean() + 0.5 * F.softplus(lse(out_f)).mean()
+    )
     (loss_lab + loss_unl).backward()
     d_step()
     with torch.no_grad():
@@ -162,6 +164,7 @@ for epoch in range(epochs):
     g_step()
   print(
     f'epoch {epoch + 1}: {time.time() - t0:.0f} s, loss_lab {loss_lab.item():.4f}, '
-    f'loss_unl {loss_unl.item():.4f}, test errors: Polyak {test_errors()}, raw {test_errors(False)}',
+    f'loss_unl {loss_unl.item():.4f}, '
+    f'test errors: Polyak {test_errors()}, raw {test_errors(False)}',
     flush=True,
   )
