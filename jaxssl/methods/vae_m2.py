@@ -112,7 +112,7 @@ def make(config, data: DataSpec) -> Method:
       mean = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
     return mean * keep
 
-  def m1_negative_bound(model, x, eps):
+  def m1_bound(model, x, eps):
     """Per image: KL(q(z1|x) || p(z1)) - log p(x|z1), one z1 from eps."""
     mean, log_var = model.encoder(x)
     z = mean + jnp.exp(0.5 * log_var) * eps
@@ -124,20 +124,14 @@ def make(config, data: DataSpec) -> Method:
     eps = jax.random.normal(k_z, (x.shape[0], config.m1_latent))
 
     def loss_fn(params):
-      bound, rest = core.apply(
-        graph_m1, params, state['m1']['rest'], x, eps, method=m1_negative_bound
-      )
+      bound, rest = core.apply(graph_m1, params, state['m1']['rest'], x, eps, method=m1_bound)
       return bound.mean(), (rest, None)
 
     m1, loss, _ = core.update(state['m1'], tx_m1, loss_fn)
-    zeros = jnp.zeros(())
+    m2_only = 'loss/labeled loss/unlabeled loss/ce monitor/train_acc monitor/pseudo_acc'.split()
     return dict(state, m1=m1), {
+      **dict.fromkeys(m2_only, jnp.zeros(())),
       'loss/m1': loss,
-      'loss/labeled': zeros,
-      'loss/unlabeled': zeros,
-      'loss/ce': zeros,
-      'monitor/train_acc': zeros,
-      'monitor/pseudo_acc': zeros,
       'monitor/m1_units_kept': jnp.sum(state['keep']),
     }
 
@@ -197,7 +191,7 @@ def make(config, data: DataSpec) -> Method:
     split = jax.vmap(jax.random.split)(keys)
     x = jax.vmap(lambda k, im: pixels(im[None], k)[0])(split[:, 0], images)
     eps = jax.vmap(lambda k: jax.random.normal(k, (config.m1_latent,)))(split[:, 1])
-    return {'m1/negative_bound': call(graph_m1, state['m1'], m1_negative_bound, x, eps)}
+    return {'m1/negative_bound': call(graph_m1, state['m1'], m1_bound, x, eps)}
 
   def predict(state, images):
     x = to_float(images).reshape(images.shape[0], -1)

@@ -35,7 +35,9 @@ for seed, color in COLORS.items():
   points = [(int(e), int(p)) for e, p in re.findall(r'epoch (\d+):.*?Polyak\)? (\d+)', text)]
   ax.plot(*zip(*points), 's--', ms=3, color=color, alpha=0.6, label=f'PyTorch port, split {seed}')
 ax.plot([], [], ':', color='gray', label='pixel 1-NN on the split')
-ax.axhspan(1677 - 452, 1677 + 452, color='tab:green', alpha=0.25, label='paper (300 epochs): 1,677 ± 452')
+ax.axhspan(
+  1677 - 452, 1677 + 452, color='tab:green', alpha=0.25, label='paper (300 epochs): 1,677 ± 452'
+)
 ax.set_xlim(0, 21)
 ax.set_ylim(0, 7000)
 ax.set_xlabel('epoch (600 steps)')
