@@ -29,11 +29,11 @@ def runs(paths):
   for root in paths:
     for path in sorted(Path(root).rglob('results.json')):
       config = json.loads((path.parent / 'config.json').read_text())
-      variant = (
-        'M1+M2'
-        if config.get('stacked')
-        else config.get('generator_loss', config.get('backbone', ''))
-      )
+      variant = config.get('generator_loss', config.get('backbone', ''))
+      if config.get('stacked'):  # an M1-only run has no classifier to average with the others
+        variant = 'M1 only' if config.get('m1_fraction') == 1 else 'M1+M2'
+        variant += ' (M1 reused)' if config.get('init_from') else ''
+
       yield json.loads(path.read_text()), variant
 
 

@@ -80,15 +80,22 @@ def _path_name(path) -> str:
   return '/'.join(str(n) for n in names)
 
 
-def restore_parts(workdir: str, keys: list[str] | None, abstract_method: dict) -> dict:
-  """Entries `keys` (None: all) of the method state in the latest checkpoint of another run,
-  shaped and placed as this run's `abstract_method` says; a different model is a UserError."""
+def restore_parts(workdir: str, keys: list[str] | None, abstract_method: dict) -> tuple[dict, int]:
+  """(entries `keys` (None: all) of the method state in the latest checkpoint of another run,
+  shaped and placed as this run's `abstract_method` says; that checkpoint's step). A different
+  model is a UserError."""
   manager, step = _source(workdir)
+  # Read onto this run's devices, whatever devices the other run had.
+  like = jax.tree.leaves(abstract_method)[0].sharding
   try:
-    saved = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    saved = manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(fallback_sharding=like))
+    )
   except Exception as e:  # orbax raises many types for truncated or foreign files
     why = (str(e).splitlines() or [''])[0][:200]
-    raise UserError(f'init_from={workdir}: checkpoint {step} is unreadable ({why})') from None
+    raise UserError(
+      f'init_from={workdir}: checkpoint {step} could not be read ({type(e).__name__}: {why})'
+    ) from None
   finally:
     manager.close()
   saved = saved['state']['method']
@@ -103,16 +110,21 @@ def restore_parts(workdir: str, keys: list[str] | None, abstract_method: dict) -
       raise UserError(f'init_from={workdir}: its method state has no {key!r}')
     have = {_path_name(p): v for p, v in jax.tree_util.tree_flatten_with_path(saved[key])[0]}
     want, tree = jax.tree_util.tree_flatten_with_path(abstract_method[key])
+    extra = sorted(set(have) - {_path_name(p) for p, _ in want})
+    if extra:
+      raise UserError(
+        f'init_from={workdir}: its checkpoint {step} has {key}/{extra[0]}, this run has not '
+        f'(another model?)'
+      )
     leaves = []
     for path, like in want:
-      name = f'{key}/{_path_name(path)}'
       value = have.get(_path_name(path))
       if value is None or value.shape != like.shape or value.dtype != like.dtype:
         there = 'missing' if value is None else f'{value.dtype}{list(value.shape)}'
         raise UserError(
-          f'init_from={workdir}: {name} is {there} there but {like.dtype}{list(like.shape)} here '
-          f'(another model?)'
+          f'init_from={workdir}: {key}/{_path_name(path)} is {there} in its checkpoint {step} '
+          f'but {like.dtype}{list(like.shape)} in this run (another model?)'
         )
       leaves.append(jax.device_put(np.asarray(value), like.sharding))
     out[key] = jax.tree.unflatten(tree, leaves)
-  return out
+  return out, step

@@ -67,9 +67,11 @@ def error(workdir: Path, e: OSError) -> UserError:
 
 
 def check_config(workdir: Path, config) -> None:
-  """A workdir holds one run: resuming it with a config that computes something else is an error."""
+  """A workdir holds one run: resuming it with a config that computes something else is an error.
+  Before its first checkpoint it holds nothing to resume, so a start that failed (a bad knob, a
+  missing init_from) can be rerun there with the config corrected."""
   path = workdir / 'config.json'
-  if path.exists():
+  if path.exists() and has_checkpoint(workdir):
     try:
       old = config_lib.from_json(path.read_text())
     except (ValueError, UserError) as e:
@@ -81,6 +83,11 @@ def check_config(workdir: Path, config) -> None:
         f'{workdir} holds a run with another config ({changes}); resume it with the '
         f'same config or use a new --workdir'
       )
+
+
+def has_checkpoint(workdir: Path) -> bool:
+  directory = workdir / 'checkpoints'
+  return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
 
 
 def write_text(path: Path, text: str) -> None:

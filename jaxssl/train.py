@@ -22,6 +22,9 @@ from jaxssl.data.pipeline import Pipeline, eval_batches
 from jaxssl.errors import Preempted, UserError
 from jaxssl.metrics import create_writer, image_grid
 
+# Per-image keys of eval metrics: a stream of its own, not the run's seed or sample key.
+EVAL_KEY = lambda: jax.random.fold_in(jax.random.key(0), 0xE7A1)
+
 
 @dataclasses.dataclass
 class Run:
@@ -35,11 +38,11 @@ class Run:
   init: Callable[[], Any]  # () -> train state {step, rng, method}, replicated
   abstract_state: Any  # shapes, dtypes and shardings of the train state
   train_step: Callable  # (state, batch) -> (state, metrics); state donated
-  eval_step: Callable  # (state, batch) -> {predictor: errors in batch}
+  eval_step: Callable  # (state, batch) -> {'errors': {predictor: count}, 'means': {metric: sum}}
   sample: Callable | None  # (state) -> images, same latent codes every call
 
   def evaluate(self, state) -> dict[str, float]:
-    """Error of every predictor on the whole test split."""
+    """Error of every predictor, and the mean of every eval metric, on the whole test split."""
     totals = None
     for batch in eval_batches(
       self.dataset.test_images, self.dataset.test_labels, self.config.eval_batch_size, self.mesh
@@ -108,7 +111,8 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     }
     means = {}
     if method.eval_metrics is not None:  # one key per test image, from its index
-      keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(config.seed), i))(batch['i'])
+      # Not the run's seed: M2 seeds sharing one M1 then report the same M1 bound.
+      keys = jax.vmap(lambda i: jax.random.fold_in(EVAL_KEY(), i))(batch['i'])
       values = method.eval_metrics(state['method'], batch['x'], keys)
       means = {k: jnp.sum(jnp.where(batch['mask'], v, 0.0)) for k, v in values.items()}
     return {'errors': errors, 'means': means}
@@ -152,10 +156,14 @@ def _resume(run: Run, ckpts: Checkpoints) -> tuple[Any, dict]:
   if latest is None:
     state = run.init()
     if run.config.init_from:  # a fresh run only: a resume has these entries in its checkpoint
-      parts = restore_parts(
+      parts, step = restore_parts(
         run.config.init_from, config_lib.init_keys(run.config), run.abstract_state['method']
       )
       state = {**state, 'method': {**state['method'], **parts}}
+      print(
+        f'jaxssl: {", ".join(parts)} from {run.config.init_from}, its checkpoint at step {step}',
+        file=sys.stderr,
+      )
     return state, {'wall_seconds': 0.0}
   state, meta = ckpts.restore(latest, run.abstract_state)
   if meta.get('data') != run.pipeline.position(latest):
@@ -323,8 +331,8 @@ def train_and_evaluate(
       rundir.write_text(workdir / 'config.json', config_lib.to_json(config) + '\n')
   except OSError as e:
     raise rundir.error(workdir, e) from None
-  if config.init_from:
-    if Path(config.init_from).absolute() == workdir.absolute():
+  if config.init_from and not rundir.has_checkpoint(workdir):  # a resume never reads it
+    if Path(config.init_from).resolve() == workdir.resolve():
       raise UserError(
         f"init_from is this run's own --workdir {workdir}; resuming needs no init_from"
       )

@@ -5,7 +5,7 @@ import json
 from experiments import report
 
 
-def _run(root, name, seed, errors, stacked=True):
+def _run(root, name, seed, errors, stacked=True, **config):
   path = root / name
   path.mkdir()
   result = dict(
@@ -20,18 +20,24 @@ def _run(root, name, seed, errors, stacked=True):
     device_count=1,
   )
   (path / 'results.json').write_text(json.dumps(result))
-  (path / 'config.json').write_text(json.dumps(dict(stacked=stacked)))
+  (path / 'config.json').write_text(json.dumps(dict(stacked=stacked, **config)))
 
 
 def test_report_lists_runs_and_averages_over_seeds(tmp_path, capsys):
   _run(tmp_path, 'a', 0, 200)
   _run(tmp_path, 'b', 1, 400)
   _run(tmp_path, 'c', 0, 900, stacked=False)  # another setting, one seed: no summary row
+  # An M1-only run (no classifier) and M2 on its M1 are settings of their own.
+  _run(tmp_path, 'm1', 0, 9000, m1_fraction=1.0)
+  _run(tmp_path, 'r', 1, 300, m1_fraction=0.0, init_from='m1')
   report.main([str(tmp_path)])
   out = capsys.readouterr().out
   assert '| vae_m2 | M1+M2 | 100 | 0 | 500 | 2.00 % (200) |' in out
   assert '| vae_m2 |  | 100 | 0 | 500 | 9.00 % (900) |' in out
   assert '| vae_m2 | M1+M2 | 100 | 500 | 2 | 3.00 % ± 1.41 |' in out
+  assert (
+    '| vae_m2 | M1 only | 100 | 0 |' in out and '| vae_m2 | M1+M2 (M1 reused) | 100 | 1 |' in out
+  )
   assert out.count('% ± ') == 1
 
 

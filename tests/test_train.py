@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import mnist_supervised
-from jaxssl import parallel
+from jaxssl import parallel, train
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.cli import main
 from jaxssl.data import datasets
@@ -249,43 +249,63 @@ def test_other_config_in_existing_workdir_is_refused(tmp_path):
 
 
 def test_a_run_starts_the_named_parts_of_its_state_from_another_run(tmp_path):
-  # M1+M2 as the authors ran it: one run trains M1 only, M2 runs of other seeds start from it.
+  # M1+M2 as the authors ran it: one run trains M1 only, M2 runs start from it. The same seed as
+  # the source, so only init_keys tells which entries come from it.
   m1 = dict(stacked=True, m1_keep_std=0.07)
   _train(tiny_config('vae_m2', m1_fraction=1.0, **m1), tmp_path / 'm1')
-  config = tiny_config(
-    'vae_m2', m1_fraction=0.0, seed=1, init_from=str(tmp_path / 'm1'), init_keys='m1', **m1
+  source, _ = _restore(tmp_path / 'm1')
+  same = lambda a, b: all(
+    np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
   )
+  starts = {}
+  for keys in ('m1', ''):
+    run = helpers.build_small(
+      tiny_config('vae_m2', m1_fraction=0.0, init_from=str(tmp_path / 'm1'), init_keys=keys, **m1)
+    )
+    starts[keys] = jax.device_get(train._resume(run, Checkpoints(str(tmp_path / keys), 1))[0])
+  fresh = jax.device_get(run.init())['method']
+  assert same(starts['m1']['method']['m1'], source['method']['m1'])
+  assert not same(fresh['m1'], source['method']['m1'])  # M1 trained: the copy is visible
+  assert same(starts['m1']['method']['m2'], fresh['m2'])  # not named: this run's own init
+  assert same(starts['']['method'], source['method'])  # '' takes every entry
+  # Trained: M1 stays the other run's (frozen under M2's steps), which is read and never written.
   files = lambda: {p: p.stat().st_mtime_ns for p in (tmp_path / 'm1').rglob('*')}
   before = files()
-  _train(config, tmp_path / 'm2')
-  assert files() == before  # the other run is read, never written
-  source, _ = _restore(tmp_path / 'm1')
-  target, _ = _restore(tmp_path / 'm2')
-  fresh = jax.device_get(helpers.build_small(config).init())
-  same = lambda a, b: all(
-    np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+  config = tiny_config(
+    'vae_m2', m1_fraction=0.0, init_from=str(tmp_path / 'm1'), init_keys='m1', **m1
   )
-  # M1 is the other run's, and stays frozen under M2's steps; M2 is this run's own, trained.
+  _train(config, tmp_path / 'm2')
+  assert files() == before
+  target, _ = _restore(tmp_path / 'm2')
   assert same(target['method']['m1'], source['method']['m1'])
-  assert not same(fresh['method']['m1'], source['method']['m1'])
-  assert not same(target['method']['m2'], source['method']['m2'])
-  assert not same(target['method']['m2'], fresh['method']['m2'])
+  assert not same(target['method']['m2'], fresh['m2'])
   assert 0 < target['method']['keep'].sum() < 50
+
+
+def test_a_failed_start_can_be_rerun_in_its_workdir_with_the_config_corrected(tmp_path):
+  with pytest.raises(UserError, match='trains no M1'):
+    _train(tiny_config('vae_m2', stacked=True, m1_fraction=0.0), tmp_path / 'run')
+  _train(tiny_config('vae_m2', stacked=True, m1_fraction=0.5), tmp_path / 'run')
+  assert (tmp_path / 'run' / 'results.json').exists()
 
 
 @pytest.mark.parametrize(
   'overrides, message',
   [
     (dict(init_keys='m1'), "init_keys='m1' needs init_from"),
-    (dict(m1_fraction=0.0), 'm1_fraction=0 trains no M1: set init_from'),
+    (dict(m1_fraction=0.0), 'm1_fraction=0.0 of 2 steps trains no M1: set init_from'),
     (dict(init_from='{tmp}/nothing', init_keys='m1'), 'no checkpoints directory'),
     (
-      dict(init_from='{tmp}/m1', init_keys='m3'),
+      dict(init_from='{tmp}/m1', init_keys='m1,m3'),
       r"method state has no 'm3' \(it has keep, m1, m2\)",
     ),
     (
-      dict(init_from='{tmp}/m1', init_keys='m1', m1_widths=(32,)),
-      r'm1/\S+ is float32\[500\] there but float32\[32\] here',
+      dict(init_from='{tmp}/m1', init_keys='m1', m1_widths=(500, 32)),
+      r'm1/\S+ is float32\[500\] in its checkpoint 2 but float32\[32\] in this run',
+    ),
+    (
+      dict(init_from='{tmp}/m1', init_keys='m1', m1_widths=(500,)),  # one layer fewer here
+      r'its checkpoint 2 has m1/\S+/layers/2/\S+, this run has not',
     ),
   ],
 )

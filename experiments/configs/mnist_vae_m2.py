@@ -17,8 +17,9 @@ here; their M1 minibatch is 1,000 images, here the step's 500 unlabeled ones). T
 weight priors (sd 100 on M1, sd 1 on M2 and q(y|x)) are left out. `m1m2_cpu` compresses it to what
 a 2-core CPU runs in about 40 minutes: 150 M1 epochs and 300 M2 epochs, both at lr 1e-3, M2's
 decaying linearly to 0 over its last third. `m1` trains only M1 (300 epochs at 1e-3; its test
-error is meaningless, read its bound `loss/m1`), and `m2_on_m1` is `m1m2_cpu`'s M2 phase on
-such an M1. `m2` is M2 on dynamically binarized pixels (hidden 500, Flax's default init).
+error is meaningless, its test bound is `eval/test/m1/negative_bound`), and `m2_on_m1` is
+`m1m2_cpu`'s M2 phase on such an M1. `m2` is M2 on dynamically binarized pixels (hidden 500,
+Flax's default init).
 Measured numbers for each variant: RESULTS.md.
 """
 
@@ -46,14 +47,14 @@ def get_config(variant: str = 'm1m2_cpu'):
   config.labels_per_class = 10
   config.batch_size = 100
   config.uratio = 5
-  config.stacked = variant != 'm2' and not variant.startswith('m2_cpu')
+  config.stacked = variant not in ('m2', 'm2_cpu')
   config.num_steps = (m1_epochs + m2_epochs) * STEPS_PER_EPOCH
   config.m1_fraction = m1_epochs / (m1_epochs + m2_epochs)
   config.lr = lr
   if variant.endswith(('_cpu', '_quick', '_on_m1')):
     config.lr_decay_fraction = 1 / 3
   if config.stacked:
-    config.m1_lr = m1_lr or config.m1_lr
+    config.m1_lr = m1_lr or config.m1_lr  # m2_on_m1: unused, its M1 comes from init_from
     config.widths = (300,)
   else:
     # The authors' N(0, 1e-6) init is from their M1+M2 code. On pixels it let q(y|x) drift away

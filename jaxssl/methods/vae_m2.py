@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from jaxssl import config as config_lib
 from jaxssl import core
 from jaxssl.data import to_float
 from jaxssl.errors import UserError
@@ -65,10 +66,11 @@ def make(config, data: DataSpec) -> Method:
   )
   graph_m1, graph_m2 = core.graphdef(new_m1), core.graphdef(new_m2)
   m1_steps = int(config.m1_fraction * config.num_steps) if config.stacked else 0
-  if config.stacked and m1_steps == 0 and not config.init_from:
+  given = config.init_from and 'm1' in (config_lib.init_keys(config) or ['m1'])
+  if config.stacked and m1_steps == 0 and not given:
     raise UserError(
-      'M1+M2 with m1_fraction=0 trains no M1: set init_from to a run that trained one '
-      '(experiments/configs/mnist_vae_m2.py:m1) and init_keys=m1'
+      f'M1+M2 with m1_fraction={config.m1_fraction} of {config.num_steps} steps trains no M1: set '
+      'init_from to a run that trained one (experiments/configs/mnist_vae_m2.py:m1), init_keys=m1'
     )
   adam = lambda lr, schedule, steps: core.optimizer(
     'adam',
