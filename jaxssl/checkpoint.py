@@ -76,8 +76,7 @@ def check_source(workdir: str) -> None:
 def _path_name(path) -> str:
   # Orbax restores without a target as nested dicts keyed by the names the saved tree had
   # (dict keys, attribute names, sequence indices), so paths are compared as those names.
-  names = (getattr(k, 'key', getattr(k, 'name', getattr(k, 'idx', k))) for k in path)
-  return '/'.join(str(n) for n in names)
+  return jax.tree_util.keystr(path, simple=True, separator='/')
 
 
 def restore_parts(workdir: str, keys: list[str] | None, abstract_method: dict) -> tuple[dict, int]:
