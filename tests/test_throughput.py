@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import mnist_ssl
-from jaxssl import xla
+from jaxssl import parallel, xla
 from jaxssl.errors import UserError
 from tests import helpers
 from tests.helpers import tiny_config
@@ -156,7 +156,7 @@ def test_flop_count_matches_wrn_28_2_analytic_count():
   _, params, rest = core.split(new(jax.random.key(0)))
   images = jnp.zeros((8, 32, 32, 3))
   fn = jax.jit(lambda p, r, x: net(p, r, x, train=False)[0])
-  per_image = flops(fn.lower(params, rest, images).compile(), devices=1) / 8
+  per_image = flops(fn.lower(params, rest, images)) / 8
   analytic = _analytic_wrn_forward_flops()
   assert 0.42e9 < analytic < 0.44e9
   # Measured: -8.2 %: XLA does not count the products with a SAME convolution's zero padding,
@@ -184,3 +184,17 @@ def test_bench_all_writes_one_row_per_method_and_dtype(tmp_path):
     ['| supervised', 'float32'], ['| supervised', 'bfloat16'], ['| improved_gan', 'float32']
   ]  # fmt: skip
   assert 'failed' not in out.read_text()
+
+
+def test_flop_count_is_the_whole_step_on_any_mesh():
+  # Counted on the program before partitioning: a step over 8 devices has the FLOPs of the same
+  # step on one (a compiled SPMD program's analysis would count one device's share).
+  from jaxssl.bench import flops
+
+  counts = []
+  for mesh in (helpers.one_device(), parallel.make_mesh()):
+    run = helpers.build_small(tiny_config('fixmatch'), mesh)
+    batch = parallel.to_device(run.pipeline.host_batch(0), run.mesh)
+    counts.append(flops(run.train_step.lower(run.abstract_state, batch)))
+  assert len(jax.devices()) == 8 and counts[0] > 0
+  assert abs(counts[1] / counts[0] - 1) < 1e-3, counts
