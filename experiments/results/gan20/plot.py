@@ -47,3 +47,46 @@ ax.grid(alpha=0.3)
 ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 fig.savefig('docs/gan20_first_epochs.png', dpi=110)
+
+# The second figure: the same recipe to epoch ~200 on an H100 (gpu_s0..2, 2026-11-27), the CPU
+# runs' first epochs beside them, and the port's longer runs where their logs exist.
+fig, ax = plt.subplots(figsize=(7.5, 4.4))
+for seed, color in COLORS.items():
+  rows = [json.loads(line) for line in open(f'{HERE}/gpu_s{seed}/metrics.jsonl')]
+  rows = [r for r in rows if 'eval/test/errors' in r]
+  epochs = [r['step'] / 600 for r in rows]
+  ax.plot(
+    epochs, [r['eval/test/errors'] for r in rows], '-', color=color, label=f'seed {seed}, H100'
+  )
+  ax.plot(epochs, [r['eval/test/raw/errors'] for r in rows], '-', color=color, alpha=0.25, lw=0.8)
+  cpu = [json.loads(line) for line in open(f'{HERE}/s{seed}/metrics.jsonl')]
+  cpu = [r for r in cpu if 'eval/test/errors' in r]
+  ax.plot(
+    [r['step'] / 600 for r in cpu],
+    [r['eval/test/errors'] for r in cpu],
+    'o',
+    ms=3,
+    color=color,
+    label=f'seed {seed}, CPU',
+  )
+  ax.axhline(NN[seed], color=color, ls=':', lw=1)
+  try:
+    text = open(f'{HERE}/torch_port_lab2_s{seed}_long.log').read()
+  except FileNotFoundError:
+    continue
+  points = [(int(e), int(p)) for e, p in re.findall(r'epoch (\d+):.*?Polyak\)? (\d+)', text)]
+  ax.plot(*zip(*points), '--', color=color, alpha=0.7, lw=1, label=f'PyTorch port, split {seed}')
+ax.plot([], [], '-', color='gray', alpha=0.3, label='raw weights')
+ax.plot([], [], ':', color='gray', label='pixel 1-NN on the split')
+ax.axhspan(
+  1677 - 452, 1677 + 452, color='tab:green', alpha=0.25, label='paper (300 epochs): 1,677 ± 452'
+)
+ax.set_xlim(0, 210)
+ax.set_ylim(0, 7500)
+ax.set_xlabel('epoch (600 steps)')
+ax.set_ylabel('test errors of 10,000 (Polyak average)')
+ax.set_title('Improved-GAN paper recipe, MNIST, 20 labels, to epoch ~200')
+ax.grid(alpha=0.3)
+ax.legend(fontsize=7, ncol=3, loc='lower left')
+fig.tight_layout()
+fig.savefig('docs/gan20_long.png', dpi=110)
