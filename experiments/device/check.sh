@@ -1,0 +1,17 @@
+# Device call 1 (~4 min on an H100): a 2,000-step Improved-GAN run through the CLI, then
+# experiments/bench_all.py alone on the GPU (its rows as they come, cut at BENCH_S seconds).
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+O=${OUT:-/tmp/out}; mkdir -p $O
+source experiments/device/setup.sh || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv
+el smoke
+S=${SMOKE_STEPS:-2000}
+$PY -m jaxssl train --config=experiments/configs/mnist_improved_gan.py:quick --workdir=/tmp/smoke \
+  --config.num_steps=$S --config.eval_every=$S --config.checkpoint_every=$S > $O/smoke.log 2>&1
+tail -n 2 $O/smoke.log
+el bench
+timeout ${BENCH_S:-170} $PY experiments/bench_all.py --suite=cifar10 \
+  --methods=${BENCH_METHODS:-fixmatch,improved_gan,ladder,vae_m2,pseudo_label} \
+  --steps=${BENCH_STEPS:-30} --out=$O/bench_all.md > $O/bench.log 2>&1
+grep -E '^\|' $O/bench.log
+el done

@@ -1,0 +1,119 @@
+"""Paper-length Improved-GAN runs side by side on one GPU until a deadline, then their logs in one
+tar.gz (a device call brings back at most 8 files; checkpoints stay behind).
+
+usage: gan_runs.py DEADLINE_SECONDS WORKROOT OUT_TAR
+GAN_RUNS=N: the first N of RUNS (priority order). GAN_STEPS=N: shorter runs, to try this out.
+Unless GAN_NO_STOP is set, when the run that would finish last is projected past the deadline
+the lowest-priority run still going is stopped (SIGTERM), one stop per 40 s at most, so the
+others get its share. On an H100 three full-recipe runs went at ~330 steps/s each (2026-11-27)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+deadline_s, root, out_tar = float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+CONFIG = 'experiments/configs/mnist_improved_gan.py'
+STEPS = 180_000
+RUNS = [  # (name, labels_per_class, seed)
+  ('gan20_s0', 2, 0),
+  ('gan20_s1', 2, 1),
+  ('gan20_s2', 2, 2),
+  ('gan100_s1', 10, 1),
+  ('gan100_s0', 10, 0),
+  ('gan1000_s0', 100, 0),
+  ('gan1000_s1', 100, 1),
+  ('gan1000_s2', 100, 2),
+]
+if os.environ.get('GAN_RUNS'):
+  RUNS = RUNS[: int(os.environ['GAN_RUNS'])]
+t0 = time.time()
+root.mkdir(parents=True, exist_ok=True)
+procs = {}
+for name, lpc, seed in RUNS:
+  cmd = [
+    sys.executable,
+    '-m',
+    'jaxssl',
+    'train',
+    f'--config={CONFIG}',
+    f'--workdir={root / name}',
+    f'--config.labels_per_class={lpc}',
+    f'--config.seed={seed}',
+    '--config.eval_every=3000',
+  ]
+  if os.environ.get('GAN_STEPS'):
+    n = os.environ['GAN_STEPS']
+    cmd += [f'--config.num_steps={n}', f'--config.checkpoint_every={n}']
+  log = open(root / f'{name}.log', 'w')
+  procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+steps_total = int(os.environ.get('GAN_STEPS', STEPS))
+
+
+def last_step(name):
+  p = root / name / 'metrics.jsonl'
+  if not p.exists():
+    return 0, None
+  rows = [json.loads(r) for r in p.read_text().splitlines() if r.strip()]
+  return (rows[-1]['step'], rows[-1].get('steps_per_sec')) if rows else (0, None)
+
+
+history = {}
+last_stop = 0.0
+while True:
+  time.sleep(10)
+  now = time.time() - t0
+  alive = [n for n, _, _ in RUNS if procs[n].poll() is None]
+  status = []
+  proj = {}
+  for n in alive:
+    step, _ = last_step(n)
+    history.setdefault(n, []).append((now, step))
+    past = [(t, s) for t, s in history[n] if now - t <= 60]
+    t_a, s_a = past[0]
+    rate = (step - s_a) / (now - t_a) if now > t_a and step > s_a else None
+    if rate:
+      proj[n] = now + (steps_total - step) / rate
+    status.append(f'{n}:{step}' + (f'@{rate:.0f}/s' if rate else ''))
+  print(f'[{now:5.0f}s] ' + ' '.join(status), flush=True)
+  if not alive or now > deadline_s:
+    break
+  if (
+    not os.environ.get('GAN_NO_STOP')
+    and len(alive) > 1
+    and now - last_stop > 40
+    and now > 90
+    and proj
+    and max(proj.values()) > deadline_s
+  ):
+    victim = alive[-1]
+    print(
+      f'  stopping {victim}: projected finish {max(proj.values()):.0f}s > {deadline_s:.0f}s',
+      flush=True,
+    )
+    procs[victim].send_signal(signal.SIGTERM)
+    last_stop = now
+for p in procs.values():
+  if p.poll() is None:
+    p.send_signal(signal.SIGTERM)
+for p in procs.values():
+  try:
+    p.wait(timeout=30)
+  except subprocess.TimeoutExpired:
+    p.kill()
+with tarfile.open(out_tar, 'w:gz') as tar:
+  for name, _, _ in RUNS:
+    for f in ('metrics.jsonl', 'results.json', 'config.json'):
+      if (root / name / f).exists():
+        tar.add(root / name / f, f'{name}/{f}')
+    if (root / f'{name}.log').exists():
+      tar.add(root / f'{name}.log', f'{name}.log')
+    samples = sorted((root / name / 'samples').glob('*.png'))
+    if samples:
+      tar.add(samples[-1], f'{name}/{samples[-1].name}')
+for name, _, _ in RUNS:
+  print(name, 'final step', last_step(name)[0], 'rc', procs[name].returncode)

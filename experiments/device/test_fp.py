@@ -1,0 +1,76 @@
+"""Each method's first 3 steps (tests/helpers.first_steps: tiny config, small real-MNIST subset,
+one device) digested, and on the device machine compared with the digests made on this CPU.
+
+FP_WRITE=path writes the digests; FP_REF=path compares with them (FP_TABLE=path: the table)."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from tests import helpers
+from tests.test_methods import CASES
+
+if os.environ.get('FP_CASES'):  # a comma list, for trying this file out
+  CASES = [c for c in CASES if c in os.environ['FP_CASES'].split(',')]
+
+_DIGESTS = {}
+
+
+def _project(tree, k=4):
+  """k fixed random projections of every float leaf: linear, so differences project too."""
+  out = []
+  for i, leaf in enumerate(jax.tree.leaves(tree)):
+    a = np.asarray(leaf, np.float64).ravel()
+    if not np.issubdtype(np.asarray(leaf).dtype, np.floating) or a.size == 0:
+      continue
+    r = np.random.default_rng([i, a.size]).standard_normal((k, a.size))
+    out.append(r @ a)
+  return np.concatenate(out)
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_digest(case):
+  run, states, metrics = helpers.first_steps(case)
+  init = jax.device_get(run.init())
+  _DIGESTS[case] = {
+    'p0': _project(init['method']).tolist(),
+    'p3': _project(states[-1]['method']).tolist(),
+    'metrics': [{k: float(v) for k, v in m.items()} for m in metrics],
+  }
+
+
+def test_zz_write_and_compare():
+  if os.environ.get('FP_WRITE'):
+    with open(os.environ['FP_WRITE'], 'w') as f:
+      json.dump(_DIGESTS, f)
+  if not os.environ.get('FP_REF'):
+    return
+  ref = json.load(open(os.environ['FP_REF']))
+  lines = [
+    f'device: {jax.devices()[0].device_kind}; jax {jax.__version__}; matmul precision '
+    f'{jax.config.jax_default_matmul_precision}',
+    '| case | init max rel diff | 3-step update rel diff | metrics max rel diff (worst key) |',
+    '|---|---|---|---|',
+  ]
+  worst = 0.0
+  for case, d in _DIGESTS.items():
+    r = ref[case]
+    p0, q0 = np.array(d['p0']), np.array(r['p0'])
+    init_rel = np.max(np.abs(p0 - q0) / (np.abs(q0) + 1e-12))
+    du, dr = np.array(d['p3']) - p0, np.array(r['p3']) - q0
+    upd_rel = np.linalg.norm(du - dr) / (np.linalg.norm(dr) + 1e-30)
+    mrel, mkey = 0.0, ''
+    for step, (m, mr) in enumerate(zip(d['metrics'], r['metrics'])):
+      for k, v in mr.items():
+        rel = abs(m[k] - v) / max(abs(v), 1e-6)
+        if rel > mrel:
+          mrel, mkey = rel, f'{k} @ step {step + 1}'
+    worst = max(worst, upd_rel)
+    lines.append(f'| {case} | {init_rel:.1e} | {upd_rel:.1e} | {mrel:.1e} ({mkey}) |')
+  text = '\n'.join(lines)
+  print('\n' + text)
+  if os.environ.get('FP_TABLE'):
+    open(os.environ['FP_TABLE'], 'w').write(text + '\n')
