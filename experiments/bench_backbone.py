@@ -8,6 +8,7 @@ or 20 (cnn) passes after one.
   python experiments/bench_backbone.py cnn 224            # the MNIST SmallCNN 16-32-64
   python experiments/bench_backbone.py cnn 224 --grad_chunk=0  # XLA's one weight gradient
   python experiments/bench_backbone.py wrn 32 --ynn       # XLA:CPU's default YNNPACK convolutions
+  python experiments/bench_backbone.py wrn 960 --dtype=bfloat16 --reps=20  # a GPU, bf16
 
 It compiles as jaxssl's steps do (jaxssl.xla.jit: on CPU, XLA's threaded convolutions, where the
 chunk flags change nothing); --ynn compiles with XLA's defaults and chunks as layers.Conv then does.
@@ -37,6 +38,8 @@ flags.DEFINE_integer(
   'grad_chunk', None, 'CPU weight-gradient chunk of both nets (unset: their default); 0: none.'
 )
 flags.DEFINE_bool('ynn', False, "XLA:CPU's default compile options: convolutions on YNNPACK.")
+flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype (compute_dtype).')
+flags.DEFINE_integer('reps', None, 'Timed passes (unset: 4 for wrn, 20 for cnn).')
 FLAGS = flags.FLAGS
 
 
@@ -46,6 +49,7 @@ def main(argv):
     xla.compiler_options = lambda: None
     xla.convolutions_on_ynnpack = lambda: jax.default_backend() == 'cpu'
   grad_chunk = {} if FLAGS.grad_chunk is None else {'cpu_grad_chunk': FLAGS.grad_chunk or None}
+  grad_chunk['dtype'] = jnp.bfloat16 if FLAGS.dtype == 'bfloat16' else None
   if arch == 'wrn':
     chunk = {} if FLAGS.chunk is None else {'cpu_chunk': FLAGS.chunk or None}
     new = lambda key: convnets.WideResNet(3, 10, rngs=nnx.Rngs(key), **chunk, **grad_chunk)
@@ -64,12 +68,13 @@ def main(argv):
   compile_s = time.perf_counter() - t0
   jax.block_until_ready(compiled(params))
   times = []
-  for _ in range(k):
+  for _ in range(FLAGS.reps or k):
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(params))
     times.append(time.perf_counter() - t0)
   print(
-    f'jaxssl {arch} B={n} ynn={FLAGS.ynn} chunk={FLAGS.chunk} grad_chunk={FLAGS.grad_chunk} '
+    f'jaxssl {arch} B={n} {FLAGS.dtype} ynn={FLAGS.ynn} chunk={FLAGS.chunk} '
+    f'grad_chunk={FLAGS.grad_chunk} '
     f'compile={compile_s:.1f}s '
     f'median={1000 * statistics.median(times):.1f}ms ({jax.devices()[0].device_kind})'
   )

@@ -1,13 +1,14 @@
 # Device call 2: the method contract tests and the CPU/GPU digests (default and 'highest' matmul
 # precision) in the background, paper-length Improved-GAN runs (gan_runs.py) until GAN_DEADLINE.
-# Seen on an H100 (2026-11-27): each case's step compiles slowly there, and beside three GAN runs
-# 240 s covered 20 of the contract tests and none of the digests: give them a call of their own
-# (GAN_RUNS=0) or more time.
+# Seen on an H100 (2026-11-27): each case's step took ~12 s to compile there, and beside three GAN
+# runs 240 s covered 20 of the contract tests and none of the digests. So the digests run first,
+# on ten cases (FP_CASES, one or more per family), and pytest -v shows each case as it ends.
 O=${OUT:-/tmp/out}; mkdir -p $O
 source experiments/device/setup.sh || exit 1
-TESTS="-q -p no:cacheprovider --noconftest"
+TESTS="-v -p no:cacheprovider --noconftest"
+export FP_CASES=${FP_CASES:-improved_gan,ladder,vae_m2,pseudo_label,fixmatch,mean_teacher,vat,mixmatch,flexmatch,remixmatch+ctaugment}
 FP_REF=.kit/fp_cpu.json FP_TABLE=$O/fp_default.md timeout ${TEST_S:-240} $PY -m pytest $TESTS \
-  ${TEST_FILES:-tests/test_methods.py} experiments/device/test_fp.py > $O/tests.log 2>&1 &
+  experiments/device/test_fp.py ${TEST_FILES:-tests/test_methods.py} > $O/tests.log 2>&1 &
 JAX_DEFAULT_MATMUL_PRECISION=highest FP_REF=.kit/fp_cpu.json FP_TABLE=$O/fp_highest.md \
   timeout ${TEST_S:-240} $PY -m pytest $TESTS experiments/device/test_fp.py > $O/tests_highest.log 2>&1 &
 if [ "${GAN_RUNS:-3}" != 0 ]; then

@@ -13,7 +13,7 @@ import pytest
 from tests import helpers
 from tests.test_methods import CASES
 
-if os.environ.get('FP_CASES'):  # a comma list, for trying this file out
+if os.environ.get('FP_CASES'):  # a comma list: a subset of the cases
   CASES = [c for c in CASES if c in os.environ['FP_CASES'].split(',')]
 
 _DIGESTS = {}
