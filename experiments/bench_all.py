@@ -15,6 +15,7 @@ in float32 only (bfloat16 is for the conv backbones).
 """
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,6 +40,9 @@ flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'compute_dtype values to be
 flags.DEFINE_integer('steps', 50, 'Timed steps per config.')
 flags.DEFINE_integer('warmup', 5, 'Untimed steps first.')
 flags.DEFINE_string('out', 'bench_all.md', 'The Markdown table; a .json of the rows beside it.')
+flags.DEFINE_string(
+  'one', None, 'METHOD:DTYPE: bench that config alone and print its row (internal).'
+)
 FLAGS = flags.FLAGS
 
 GENERATIVE = {
@@ -92,23 +96,42 @@ def table(rows: list[dict]) -> str:
   return '\n'.join(lines)
 
 
+def bench_one(method: str, dtype: str) -> dict:
+  config, source = reference_config(method, FLAGS.suite)
+  if 'compute_dtype' in config:
+    config.compute_dtype = dtype
+  return {**bench.run_bench(config, steps=FLAGS.steps, warmup=FLAGS.warmup), 'config': source}
+
+
+def bench_in_subprocess(method: str, dtype: str) -> dict:
+  """One config in a fresh interpreter: its peak memory (device peak or host max RSS) and its
+  compile time are its own, not the running maximum and the warm caches of the configs before."""
+  cmd = [sys.executable, __file__, f'--one={method}:{dtype}', f'--suite={FLAGS.suite}',
+         f'--steps={FLAGS.steps}', f'--warmup={FLAGS.warmup}']  # fmt: skip
+  proc = subprocess.run(cmd, capture_output=True, text=True)
+  rows = [line[4:] for line in proc.stdout.splitlines() if line.startswith('ROW ')]
+  if proc.returncode == 0 and rows:
+    return json.loads(rows[-1])
+  why = (proc.stderr.strip().splitlines() or [f'exit code {proc.returncode}'])[-1][:200]
+  return {'method': method, 'compute_dtype': dtype, 'error': why}
+
+
 def main(argv):
   del argv
+  if FLAGS.one:
+    print('ROW ' + json.dumps(bench_one(*FLAGS.one.split(':'))), flush=True)
+    return
   names = methods.available() if FLAGS.methods == ['all'] else FLAGS.methods
+  unknown = sorted(set(names) - set(methods.available()))
+  if unknown:
+    raise app.UsageError(f'unknown methods {unknown}; known: {", ".join(methods.available())}')
   rows = []
   for method in names:
     for dtype in FLAGS.dtypes:
       if method in GENERATIVE and dtype != 'float32':
         continue
-      config, source = reference_config(method, FLAGS.suite)
-      if 'compute_dtype' in config:
-        config.compute_dtype = dtype
-      print(f'{method} ({source}), {dtype} ...', flush=True)
-      try:
-        row = bench.run_bench(config, steps=FLAGS.steps, warmup=FLAGS.warmup)
-      except Exception as e:  # noqa: BLE001 -- one failing config must not lose the others
-        row = {'method': method, 'compute_dtype': dtype, 'error': str(e).splitlines()[0][:200]}
-      rows.append({**row, 'config': source})
+      print(f'{method} ({reference_config(method, FLAGS.suite)[1]}), {dtype} ...', flush=True)
+      rows.append(bench_in_subprocess(method, dtype))
       print(table(rows[-1:]).splitlines()[-1], flush=True)
   first = next((r for r in rows if 'device' in r), {})
   header = (
