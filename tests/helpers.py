@@ -8,6 +8,7 @@ conftest.py creates.
 import functools
 
 import jax
+import numpy as np
 
 from jaxssl import parallel
 from jaxssl.config import base_config
@@ -134,3 +135,16 @@ def start_cli_train(config: str, workdir, *args, **popen_kwargs):
 
   cmd = [sys.executable, '-m', 'jaxssl', 'train', f'--config={config}', f'--workdir={workdir}']
   return subprocess.Popen([*cmd, *args], stderr=subprocess.PIPE, text=True, **popen_kwargs)
+
+
+def digest(tree, k: int = 4) -> np.ndarray:
+  """k fixed random projections (float64) of every float leaf: a few numbers that move with any
+  entry. Linear, so a difference of two trees projects to the difference of their digests."""
+  out = []
+  for i, leaf in enumerate(jax.tree.leaves(tree)):
+    a = np.asarray(leaf)
+    if not np.issubdtype(a.dtype, np.floating) or a.size == 0:
+      continue
+    r = np.random.default_rng([i, a.size]).standard_normal((k, a.size))
+    out.append(r @ a.astype(np.float64).ravel())
+  return np.concatenate(out) if out else np.zeros(0)

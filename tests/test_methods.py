@@ -3,6 +3,10 @@
 Each case's tiny run and its first steps come from helpers.first_steps, which the unlabeled-term,
 sharding and per-method tests elsewhere share (one compiled step per case)."""
 
+import json
+import os
+from pathlib import Path
+
 import jax
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from tests import helpers
 
 # Every method, and the two whose CTAugment state differs (FixMatch's, ReMixMatch's probes).
 CASES = [*methods.available(), 'fixmatch+ctaugment', 'remixmatch+ctaugment']
+RECORDED = Path(__file__).parent / 'data' / 'first_steps'
 
 
 @pytest.mark.parametrize('case', CASES)
@@ -72,6 +77,46 @@ def test_checkpoint_restores_the_whole_state(case, tmp_path):
   state, _ = run.train_step(restored, next(run.pipeline.iterate(1, 2)))
   assert run.train_step._cache_size() == 1, 'the restored state must fit the compiled step'
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(state), states[1])
+
+
+# How far another compile of the same step moved the recorded numbers on this CPU (XLA's default
+# options against the suite's -O0 and elemental emitters, which round differently, as another
+# CPU does), x10. Where it is large, Adam's first steps normalise gradients that are ~0 (MixMatch,
+# the Ladder), or VAT's power iteration differentiates a KL at xi = 1e-6 (its direction is float
+# noise, its loss moved 5-12 %). Everything else moved less than 1e-5.
+UPDATE_NOISE = {'mixmatch': 0.6, 'vat': 0.06, 'ladder': 0.02, 'simmatch': 1e-3, 'remixmatch': 1e-3}
+METRIC_NOISE = {('vat', 'loss/unsup'): 1.0, ('vat', 'loss/total'): 1e-3}
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_first_steps_are_the_recorded_ones(case):
+  # Each case's init, 3-step update and metrics against digests recorded on this project's CPU:
+  # a change to a method's maths (a loss term, the order of its updates, an init) fails here, a
+  # refactor that keeps them does not (λu x 1.001 moved FixMatch's update by 1.2e-3). After an
+  # intended change record them again and say why in the commit:
+  #   JAXSSL_RECORD=1 bash tests/run.sh -k first_steps_are_the_recorded
+  run, states, metrics = helpers.first_steps(case)
+  init = jax.device_get(run.init())['method']
+  now = {
+    'init': helpers.digest(init).tolist(),
+    'update': (helpers.digest(states[-1]['method']) - helpers.digest(init)).tolist(),
+    'metrics': [{k: float(v) for k, v in sorted(m.items())} for m in metrics],
+  }
+  path = RECORDED / f'{case}.json'
+  if os.environ.get('JAXSSL_RECORD'):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(now) + '\n')
+  ref = json.loads(path.read_text())
+  np.testing.assert_allclose(now['init'], ref['init'], rtol=5e-5, atol=1e-6)
+  update, recorded = np.array(now['update']), np.array(ref['update'])
+  moved = np.linalg.norm(update - recorded) / np.linalg.norm(recorded)
+  method = case.split('+')[0]
+  assert moved < UPDATE_NOISE.get(method, 1e-4), f'the 3-step update moved by {moved:.1e} of it'
+  assert [list(m) for m in now['metrics']] == [list(m) for m in ref['metrics']]
+  for step, (m, r) in enumerate(zip(now['metrics'], ref['metrics']), 1):
+    for key, value in r.items():
+      rel = METRIC_NOISE.get((method, key), 1e-4)
+      assert m[key] == pytest.approx(value, rel=rel, abs=1e-6), (step, key, m[key], value)
 
 
 def test_known_label_accuracy_ignores_unknown_labels():
