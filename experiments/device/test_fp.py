@@ -19,25 +19,13 @@ if os.environ.get('FP_CASES'):  # a comma list: a subset of the cases
 _DIGESTS = {}
 
 
-def _project(tree, k=4):
-  """k fixed random projections of every float leaf: linear, so differences project too."""
-  out = []
-  for i, leaf in enumerate(jax.tree.leaves(tree)):
-    a = np.asarray(leaf, np.float64).ravel()
-    if not np.issubdtype(np.asarray(leaf).dtype, np.floating) or a.size == 0:
-      continue
-    r = np.random.default_rng([i, a.size]).standard_normal((k, a.size))
-    out.append(r @ a)
-  return np.concatenate(out)
-
-
 @pytest.mark.parametrize('case', CASES)
 def test_digest(case):
   run, states, metrics = helpers.first_steps(case)
   init = jax.device_get(run.init())
   _DIGESTS[case] = {
-    'p0': _project(init['method']).tolist(),
-    'p3': _project(states[-1]['method']).tolist(),
+    'p0': helpers.digest(init['method']).tolist(),
+    'p3': helpers.digest(states[-1]['method']).tolist(),
     'metrics': [{k: float(v) for k, v in m.items()} for m in metrics],
   }
 
