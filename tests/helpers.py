@@ -137,14 +137,23 @@ def start_cli_train(config: str, workdir, *args, **popen_kwargs):
   return subprocess.Popen([*cmd, *args], stderr=subprocess.PIPE, text=True, **popen_kwargs)
 
 
-def digest(tree, k: int = 4) -> np.ndarray:
-  """k fixed random projections (float64) of every float leaf: a few numbers that move with any
-  entry. Linear, so a difference of two trees projects to the difference of their digests."""
-  out = []
-  for i, leaf in enumerate(jax.tree.leaves(tree)):
+def leaf_digests(tree, k: int = 4) -> dict[str, list[float]]:
+  """{leaf path: k fixed random projections (float64)} of every float leaf: a few numbers that
+  move with any entry. Linear, so a difference of two trees projects to the difference of their
+  digests."""
+  out = {}
+  for i, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(tree)[0]):
     a = np.asarray(leaf)
     if not np.issubdtype(a.dtype, np.floating) or a.size == 0:
       continue
     r = np.random.default_rng([i, a.size]).standard_normal((k, a.size))
-    out.append(r @ a.astype(np.float64).ravel())
-  return np.concatenate(out) if out else np.zeros(0)
+    out[jax.tree_util.keystr(path, simple=True, separator='/')] = (
+      r @ a.astype(np.float64).ravel()
+    ).tolist()
+  return out
+
+
+def digest(tree, k: int = 4) -> np.ndarray:
+  """leaf_digests of every float leaf, concatenated."""
+  values = list(leaf_digests(tree, k).values())
+  return np.concatenate(values) if values else np.zeros(0)

@@ -198,3 +198,17 @@ def test_flop_count_is_the_whole_step_on_any_mesh():
     counts.append(flops(run.train_step.lower(run.abstract_state, batch)))
   assert len(jax.devices()) == 8 and counts[0] > 0
   assert abs(counts[1] / counts[0] - 1) < 1e-3, counts
+
+
+def test_flop_count_where_the_backend_does_not_analyse_lowered_programs():
+  # CUDA and TPU (PJRT plugins) return None from Lowered.cost_analysis; the bench then asks
+  # XLA:CPU to analyse the same program, and must count what the CPU's own analysis counts.
+  from jaxssl.bench import flops
+
+  run = helpers.build_small(tiny_config('fixmatch'))
+  lowered = run.train_step.lower(
+    run.abstract_state, parallel.to_device(run.pipeline.host_batch(0), run.mesh)
+  )
+  counted = flops(lowered)
+  lowered.cost_analysis = lambda: None  # as on a GPU
+  assert counted > 0 and flops(lowered) == counted

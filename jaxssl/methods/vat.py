@@ -53,8 +53,10 @@ def adversarial_perturbation(logits_fn, x, logits, key, *, xi: float, eps: float
   for _ in range(iterations):
     if xi > 0:
       d = grad_kl(xi * _unit(d))
-    else:
-      d = jax.jvp(grad_kl, (jnp.zeros_like(x),), (_unit(d),))[1]
+    else:  # H·u as the gradient of ∇KL·u: reverse over reverse, as jvp cannot differentiate a
+      # custom_vjp (the SmallCNN's CPU max pool) and failed there
+      u = _unit(d)
+      d = jax.grad(lambda r, u=u: jnp.vdot(grad_kl(r), u))(jnp.zeros_like(x))
   return jax.lax.stop_gradient(eps * _unit(d))
 
 
