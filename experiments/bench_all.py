@@ -15,6 +15,7 @@ in float32 only (bfloat16 is for the conv backbones).
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def bench_one(method: str, dtype: str) -> dict:
   return {**bench.run_bench(config, steps=FLAGS.steps, warmup=FLAGS.warmup), 'config': source}
 
 
-def bench_in_subprocess(method: str, dtype: str) -> dict:
+def bench_in_subprocess(method: str, dtype: str, source: str) -> dict:
   """One config in a fresh interpreter: its peak memory (device peak or host max RSS) and its
   compile time are its own, not the running maximum and the warm caches of the configs before."""
   cmd = [sys.executable, __file__, f'--one={method}:{dtype}', f'--suite={FLAGS.suite}',
@@ -112,8 +113,10 @@ def bench_in_subprocess(method: str, dtype: str) -> dict:
   rows = [line[4:] for line in proc.stdout.splitlines() if line.startswith('ROW ')]
   if proc.returncode == 0 and rows:
     return json.loads(rows[-1])
-  why = (proc.stderr.strip().splitlines() or [f'exit code {proc.returncode}'])[-1][:200]
-  return {'method': method, 'compute_dtype': dtype, 'error': why}
+  lines = proc.stderr.strip().splitlines()
+  errors = [line for line in lines if re.match(r'\w*(Error|Exception)\b', line)]
+  why = (errors or lines or [f'exit code {proc.returncode}'])[-1][:200]
+  return {'method': method, 'compute_dtype': dtype, 'error': why, 'config': source}
 
 
 def main(argv):
@@ -130,8 +133,9 @@ def main(argv):
     for dtype in FLAGS.dtypes:
       if method in GENERATIVE and dtype != 'float32':
         continue
-      print(f'{method} ({reference_config(method, FLAGS.suite)[1]}), {dtype} ...', flush=True)
-      rows.append(bench_in_subprocess(method, dtype))
+      source = reference_config(method, FLAGS.suite)[1]
+      print(f'{method} ({source}), {dtype} ...', flush=True)
+      rows.append(bench_in_subprocess(method, dtype, source))
       print(table(rows[-1:]).splitlines()[-1], flush=True)
   first = next((r for r in rows if 'device' in r), {})
   header = (

@@ -61,6 +61,23 @@ def last_step(name):
   return (rows[-1]['step'], rows[-1].get('steps_per_sec')) if rows else (0, None)
 
 
+def pack():
+  """The runs' logs so far in OUT_TAR, replaced whole: a call cut off by its limit still returns
+  the last complete archive."""
+  tmp = out_tar + '.tmp'
+  with tarfile.open(tmp, 'w:gz') as tar:
+    for name, _, _ in RUNS:
+      for f in ('metrics.jsonl', 'results.json', 'config.json'):
+        if (root / name / f).exists():
+          tar.add(root / name / f, f'{name}/{f}')
+      if (root / f'{name}.log').exists():
+        tar.add(root / f'{name}.log', f'{name}.log')
+      samples = sorted((root / name / 'samples').glob('*.png'))
+      if samples:
+        tar.add(samples[-1], f'{name}/{samples[-1].name}')
+  os.replace(tmp, out_tar)
+
+
 history = {}
 last_stop = 0.0
 while True:
@@ -79,6 +96,7 @@ while True:
       proj[n] = now + (steps_total - step) / rate
     status.append(f'{n}:{step}' + (f'@{rate:.0f}/s' if rate else ''))
   print(f'[{now:5.0f}s] ' + ' '.join(status), flush=True)
+  pack()
   if not alive or now > deadline_s:
     break
   if (
@@ -104,15 +122,6 @@ for p in procs.values():
     p.wait(timeout=30)
   except subprocess.TimeoutExpired:
     p.kill()
-with tarfile.open(out_tar, 'w:gz') as tar:
-  for name, _, _ in RUNS:
-    for f in ('metrics.jsonl', 'results.json', 'config.json'):
-      if (root / name / f).exists():
-        tar.add(root / name / f, f'{name}/{f}')
-    if (root / f'{name}.log').exists():
-      tar.add(root / f'{name}.log', f'{name}.log')
-    samples = sorted((root / name / 'samples').glob('*.png'))
-    if samples:
-      tar.add(samples[-1], f'{name}/{samples[-1].name}')
+pack()
 for name, _, _ in RUNS:
   print(name, 'final step', last_step(name)[0], 'rc', procs[name].returncode)

@@ -55,6 +55,7 @@ class WRN(nn.Module):
 def main():
   batch, bf16 = int(sys.argv[1]), 'bf16' in sys.argv[2:]
   dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+  torch.backends.cudnn.benchmark = True  # cuDNN picks its algorithms, as XLA autotunes its own
   net = WRN().to(dev).to(memory_format=torch.channels_last)
   opt = torch.optim.SGD(net.parameters(), 0.03, momentum=0.9, nesterov=True)
   x = torch.rand(batch, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
