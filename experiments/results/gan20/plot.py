@@ -82,7 +82,7 @@ ax.axhspan(
   1677 - 452, 1677 + 452, color='tab:green', alpha=0.25, label='paper (300 epochs): 1,677 ± 452'
 )
 ax.set_xlim(0, 210)
-ax.set_ylim(0, 7500)
+ax.set_ylim(0, 8500)
 ax.set_xlabel('epoch (600 steps)')
 ax.set_ylabel('test errors of 10,000 (Polyak average)')
 ax.set_title('Improved-GAN paper recipe, MNIST, 20 labels, to epoch ~200')
