@@ -39,4 +39,8 @@ def process_rows(n: int) -> slice:
 def to_device(local: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
   """Process-local rows -> global arrays sharded over the data axis."""
   sharding = batch_sharding(mesh)
+  if jax.process_count() == 1:
+    # One batched transfer: half the host time per step of one call per array (0.25 vs 0.55 ms
+    # for the GAN's batch on CPU), which bounds a small model's steps/s on a GPU.
+    return jax.device_put(local, sharding)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

@@ -2,6 +2,7 @@
 
 import threading
 
+import jax
 import numpy as np
 import pytest
 
@@ -114,6 +115,16 @@ def test_prefetched_device_batches_are_sharded(mnist):
   assert len(batches) == 2
   assert batches[0]['x_l'].sharding.is_equivalent_to(parallel.batch_sharding(mesh), 4)
   np.testing.assert_array_equal(np.asarray(batches[1]['x_u']), pipe.host_batch(4)['x_u'])
+  # One process takes one batched device_put; it must place rows as the multi-process path does.
+  sharding = parallel.batch_sharding(mesh)
+  for k, v in pipe.host_batch(4).items():
+    per_array = jax.make_array_from_process_local_data(sharding, v)
+    assert [s.index for s in batches[1][k].addressable_shards] == [
+      s.index for s in per_array.addressable_shards
+    ]
+    for a, b in zip(batches[1][k].addressable_shards, per_array.addressable_shards):
+      assert a.device == b.device
+      np.testing.assert_array_equal(np.asarray(a.data), np.asarray(b.data))
   it = pipe.iterate(0, 10_000)
   next(it)
   it.close()  # the consumer leaves early: the producer thread is joined, not left running
