@@ -1,36 +1,67 @@
-"""The paper-length Improved-GAN figure (RESULTS.md): python experiments/results/gan100/plot.py
+"""The paper-length Improved-GAN figures (RESULTS.md): python experiments/results/gan100/plot.py
 
-Seeds 1 and 2 from their committed logs; seed 0's run (authors' G init, eighth sitting) from the
-test errors RESULTS.md quotes (its log was not kept)."""
+docs/gan_paper_runs.png, 100 labels: seeds 1 and 2 (CPU) and seed 0 (H100) from their committed
+logs; the earlier CPU run of seed 0 (authors' G init, eighth sitting) from the test errors
+RESULTS.md quotes (its log was not kept). docs/gan1000.png, 1,000 labels: seeds 0-2 (H100), and
+the CPU runs of the same seeds to epoch 10 where their logs are committed."""
 
 import json
+import os
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-HERE = 'experiments/results/gan100'
-SEED0 = {10: 1225, 20: 475, 40: 264, 60: 244, 80: 236, 100: 230, 130: 233}
-fig, ax = plt.subplots(figsize=(7, 4))
-for seed, color in ((1, 'tab:blue'), (2, 'tab:orange')):
-  rows = [json.loads(line) for line in open(f'{HERE}/s{seed}/metrics.jsonl')]
+RESULTS = 'experiments/results'
+SEED0_CPU = {10: 1225, 20: 475, 40: 264, 60: 244, 80: 236, 100: 230, 130: 233}
+COLORS = ('tab:gray', 'tab:blue', 'tab:orange')
+
+
+def evaluations(path):
+  rows = [json.loads(line) for line in open(f'{path}/metrics.jsonl')]
   rows = [r for r in rows if 'eval/test/errors' in r]
   epochs = [r['step'] / 600 for r in rows]
-  polyak = [r['eval/test/errors'] for r in rows]
-  ax.plot(epochs, polyak, 'o-', ms=3, color=color, label=f'seed {seed}, Polyak average')
-  raw = [r['eval/test/raw/errors'] for r in rows]
-  ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=color, label=f'seed {seed}, raw weights')
+  return epochs, [r['eval/test/errors'] for r in rows], [r['eval/test/raw/errors'] for r in rows]
+
+
+def finish(ax, fig, title, path):
+  ax.set_yscale('log')
+  ax.set_xlim(0, 300)
+  ax.set_xlabel('epoch (600 steps)')
+  ax.set_ylabel('test errors of 10,000 (log scale)')
+  ax.set_title(title)
+  ax.grid(alpha=0.3, which='both')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for seed, run in ((1, 's1'), (2, 's2'), (0, 'gpu_s0')):
+  epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
+  where = 'H100' if run.startswith('gpu') else 'CPU'
+  ax.plot(epochs, polyak, 'o-', ms=3, color=COLORS[seed], label=f'seed {seed} ({where}), Polyak')
+  ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=COLORS[seed], label=f'seed {seed}, raw')
 ax.plot(
-  list(SEED0), list(SEED0.values()), 's--', ms=4, color='tab:gray', label='seed 0, Polyak average'
+  list(SEED0_CPU),
+  list(SEED0_CPU.values()),
+  's--',
+  ms=4,
+  color='k',
+  alpha=0.6,
+  label='seed 0 (CPU, stopped at 130), Polyak',
 )
 ax.axhspan(93 - 6.5, 93 + 6.5, color='tab:green', alpha=0.25, label='paper: 93 ± 6.5')
-ax.set_yscale('log')
-ax.set_xlim(0, 300)
-ax.set_xlabel('epoch (600 steps)')
-ax.set_ylabel('test errors of 10,000 (log scale)')
-ax.set_title('Improved-GAN paper recipe, MNIST, 100 labels')
-ax.grid(alpha=0.3, which='both')
-ax.legend(fontsize=8)
-fig.tight_layout()
-fig.savefig('docs/gan_paper_runs.png', dpi=110)
+finish(ax, fig, 'Improved-GAN paper recipe, MNIST, 100 labels', 'docs/gan_paper_runs.png')
+
+fig, ax = plt.subplots(figsize=(7, 4))
+for seed in range(3):
+  epochs, polyak, raw = evaluations(f'{RESULTS}/gan1000/gpu_s{seed}')
+  ax.plot(epochs, polyak, 'o-', ms=3, color=COLORS[seed], label=f'seed {seed} (H100), Polyak')
+  ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=COLORS[seed], label=f'seed {seed}, raw')
+  if os.path.exists(f'{RESULTS}/gan1000/cpu_s{seed}/metrics.jsonl'):
+    epochs, polyak, _ = evaluations(f'{RESULTS}/gan1000/cpu_s{seed}')
+    ax.plot(epochs, polyak, 'x', ms=8, color=COLORS[seed], label=f'seed {seed} (CPU), Polyak')
+ax.axhline(1116, color='tab:red', ls=':', label='pixel 1-NN on the splits (~1,116)')
+finish(ax, fig, 'Improved-GAN paper recipe, MNIST, 1,000 labels', 'docs/gan1000.png')
