@@ -5,7 +5,8 @@
 # on ten cases (FP_CASES, one or more per family), and pytest -v shows each case as it ends.
 O=${OUT:-/tmp/out}; mkdir -p $O
 source experiments/device/setup.sh || exit 1
-TESTS="-v -p no:cacheprovider --noconftest"
+# faulthandler: a case still running after 90 s prints every thread's stack (where vae_m2 sits).
+TESTS="-v -p no:cacheprovider --noconftest -o faulthandler_timeout=90"
 # 2026-11-27 (second H100 call): vae_m2's case ran > 130 s there at both precisions and the limit
 # cut it, so it goes last, and each case's row is written as it ends.
 export FP_CASES=${FP_CASES:-improved_gan,ladder,pseudo_label,fixmatch,mean_teacher,vat,mixmatch,flexmatch,remixmatch+ctaugment,vae_m2}
