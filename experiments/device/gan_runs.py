@@ -2,10 +2,13 @@
 tar.gz (a device call brings back at most 8 files; checkpoints stay behind).
 
 usage: gan_runs.py DEADLINE_SECONDS WORKROOT OUT_TAR
-GAN_RUNS=N: the first N of RUNS (priority order). GAN_STEPS=N: shorter runs, to try this out.
+GAN_RUNS=N: the first N of RUNS (priority order). GAN_SPEC=name:labels_per_class:seed,...: other
+runs. GAN_STEPS=N: shorter runs, to try this out. The same WORKROOT again (on a machine still
+warm) resumes the runs from their checkpoints.
 Unless GAN_NO_STOP is set, when the run that would finish last is projected past the deadline
 the lowest-priority run still going is stopped (SIGTERM), one stop per 40 s at most, so the
-others get its share. On an H100 three full-recipe runs went at ~330 steps/s each (2026-11-27)."""
+others get its share. On an H100 three full-recipe runs went ~330 steps/s each, four ~430 each
+(2026-11-27): host-bound, so more side by side (16 cores) should add throughput; not measured."""
 
 import json
 import os
@@ -20,14 +23,20 @@ deadline_s, root, out_tar = float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 CONFIG = 'experiments/configs/mnist_improved_gan.py'
 STEPS = 180_000
 RUNS = [  # (name, labels_per_class, seed), what issue 14 still lacks first
-  ('gan100_s0', 10, 0),  # seed 0 ran to epoch 130 only (2026-11-27)
-  ('gan1000_s0', 100, 0),
-  ('gan1000_s1', 100, 1),
-  ('gan1000_s2', 100, 2),
-  ('gan20_s0', 2, 0),  # ran to epoch 205 on an H100 (2026-11-27)
+  ('gan100_s3', 10, 3),  # 2026-11-27: seeds 0-2 ran 300 epochs (95 / 117 / 127 errors); more
+  ('gan100_s4', 10, 4),  # seeds say whether the paper's 93 ± 6.5 is jaxssl's spread too
+  ('gan100_s5', 10, 5),
+  ('gan20_s0', 2, 0),  # ran to epoch 205 on an H100 (2026-11-27), checkpoints lost with it
   ('gan20_s1', 2, 1),
   ('gan20_s2', 2, 2),
+  ('gan100_s6', 10, 6),
+  ('gan100_s7', 10, 7),
 ]
+if os.environ.get('GAN_SPEC'):  # e.g. gan100_s3:10:3,gan100_s4:10:4 (name:labels_per_class:seed)
+  RUNS = [
+    (n, int(lpc), int(seed))
+    for n, lpc, seed in (r.split(':') for r in os.environ['GAN_SPEC'].split(','))
+  ]
 if os.environ.get('GAN_RUNS'):
   RUNS = RUNS[: int(os.environ['GAN_RUNS'])]
 t0 = time.time()
