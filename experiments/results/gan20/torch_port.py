@@ -11,6 +11,9 @@ a += 1e-4 (p - a) from 0 without debiasing, evaluated on the test set. One label
 npz (jaxssl's split of the same seed, so both see the same labeled images).
 
   ~/torchref/bin/python experiments/results/gan20/torch_port.py /tmp/mnist_splits.npz lab2_s1 EPOCHS
+
+On a GPU where there is one (experiments/device/port_runs.sh); PORT_STEPS=N cuts each epoch to N
+steps, to try it out.
 """
 
 import math
@@ -22,16 +25,18 @@ import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(1)
+DEV = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+STEPS = int(__import__('os').environ.get('PORT_STEPS', 600))
 data = np.load(sys.argv[1])
 split, epochs = sys.argv[2], int(sys.argv[3])
 seed = int(split.split('_s')[1])
 rng = np.random.RandomState(seed)
 torch.manual_seed(seed)
-x_all = torch.tensor(data['x_train'].reshape(60000, -1) / 255.0, dtype=torch.float32)
-y_all = torch.tensor(data['y_train'].astype(np.int64))
-x_test = torch.tensor(data['x_test'].reshape(10000, -1) / 255.0, dtype=torch.float32)
-y_test = torch.tensor(data['y_test'].astype(np.int64))
-lab = data[split]
+x_all = torch.tensor(data['x_train'].reshape(60000, -1) / 255.0, dtype=torch.float32, device=DEV)
+y_all = torch.tensor(data['y_train'].astype(np.int64), device=DEV)
+x_test = torch.tensor(data['x_test'].reshape(10000, -1) / 255.0, dtype=torch.float32, device=DEV)
+y_test = torch.tensor(data['y_test'].astype(np.int64), device=DEV)
+lab = torch.tensor(data[split], device=DEV)
 txs, tys = x_all[lab], y_all[lab]
 
 
@@ -85,7 +90,7 @@ class G(torch.nn.Module):
     torch.nn.init.xavier_uniform_(self.w3)
 
   def forward(self, n):
-    h = torch.rand(n, 100)
+    h = torch.rand(n, 100, device=DEV)
     for lin, b in ((self.l1, self.b1), (self.l2, self.b2)):
       a = lin(h)
       a = (a - a.mean(0)) / (1e-6 + a.var(0, unbiased=False)).sqrt()  # batch stats, no scale
@@ -110,11 +115,11 @@ def adam(params, lr=0.003, b1=0.5, b2=0.999):
   return step
 
 
-d, g = D(), G()
+d, g = D().to(DEV), G().to(DEV)
 perm = rng.permutation(60000)
 with torch.no_grad():
   g(100)
-  d(x_all[perm[:500]], init=True)
+  d(x_all[torch.tensor(perm[:500], device=DEV)], init=True)
 d_params, g_params = list(d.parameters()), list(g.parameters())
 d_step, g_step = adam(d_params), adam(g_params)
 avg = [torch.zeros_like(p) for p in d_params]
@@ -140,7 +145,8 @@ for epoch in range(epochs):
   reps = math.ceil(60000 / len(lab))
   order = np.concatenate([rng.permutation(len(lab)) for _ in range(reps)])
   unl, unl2 = rng.permutation(60000), rng.permutation(60000)
-  for t in range(600):
+  order, unl, unl2 = (torch.tensor(a, device=DEV) for a in (order, unl, unl2))
+  for t in range(STEPS):
     i = order[t * 100 : (t + 1) * 100]
     xl, yl = txs[i], tys[i]
     xu, xu2 = x_all[unl[t * 100 : (t + 1) * 100]], x_all[unl2[t * 100 : (t + 1) * 100]]
