@@ -17,8 +17,9 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
   return jax.sharding.Mesh(np.asarray(devices), ('data',), axis_types=(AxisType.Auto,))
 
 
-def batch_sharding(mesh) -> NamedSharding:
-  return NamedSharding(mesh, P('data'))
+def batch_sharding(mesh, leading: int = 0) -> NamedSharding:
+  """Rows over the data axis; `leading` unsharded axes before them (steps of a stacked batch)."""
+  return NamedSharding(mesh, P(*[None] * leading, 'data'))
 
 
 def replicated(mesh) -> NamedSharding:
@@ -36,9 +37,9 @@ def process_rows(n: int) -> slice:
   return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
 
 
-def to_device(local: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
-  """Process-local rows -> global arrays sharded over the data axis."""
-  sharding = batch_sharding(mesh)
+def to_device(local: dict[str, np.ndarray], mesh, leading: int = 0) -> dict[str, jax.Array]:
+  """Process-local rows -> global arrays sharded over the data axis (after `leading` axes)."""
+  sharding = batch_sharding(mesh, leading)
   if jax.process_count() == 1:
     # One batched transfer: half the host time per step of one call per array (0.25 vs 0.55 ms
     # for the GAN's batch on CPU), which bounds a small model's steps/s on a GPU.

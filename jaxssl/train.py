@@ -38,6 +38,8 @@ class Run:
   init: Callable[[], Any]  # () -> train state {step, rng, method}, replicated
   abstract_state: Any  # shapes, dtypes and shardings of the train state
   train_step: Callable  # (state, batch) -> (state, metrics); state donated
+  # (state, n steps' batches stacked) -> (state, the last step's metrics): config.steps_per_call
+  train_steps: Callable
   eval_step: Callable  # (state, batch) -> {'errors': {predictor: count}, 'means': {metric: sum}}
   sample: Callable | None  # (state) -> images, same latent codes every call
 
@@ -102,6 +104,10 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     new, metrics = method.train_step(state['method'], batch, key, state['step'])
     return {**state, 'step': state['step'] + 1, 'method': new}, metrics
 
+  def steps_fn(state, batches):
+    state, metrics = jax.lax.scan(step_fn, state, batches)
+    return state, jax.tree.map(lambda m: m[-1], metrics)
+
   predictors = {'': method.predict, **method.extra_predictors}
 
   def eval_fn(state, batch):
@@ -140,6 +146,12 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     abstract_state=abstract,
     train_step=xla.jit(
       step_fn, in_shardings=(rep, sharded), out_shardings=(rep, rep), donate_argnums=0
+    ),
+    train_steps=xla.jit(
+      steps_fn,
+      in_shardings=(rep, parallel.batch_sharding(mesh, leading=1)),
+      out_shardings=(rep, rep),
+      donate_argnums=0,
     ),
     eval_step=xla.jit(eval_fn, in_shardings=(rep, sharded), out_shardings=rep),
     sample=sample,
@@ -217,13 +229,33 @@ def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
   return row
 
 
+def call_plan(config, start: int) -> list[tuple[int, int]]:
+  """(first step, steps) of each compiled call from `start` to num_steps: config.steps_per_call
+  at most, each call ending at or before the next log, eval or checkpoint step. The same on every
+  process, and from a resume at any of those steps the same as in an uninterrupted run."""
+  every = (config.log_every, config.eval_every, config.checkpoint_every)
+  plan, step = [], start
+  while step < config.num_steps:
+    boundary = min(config.num_steps, *(step // e * e + e for e in every))
+    n = min(config.steps_per_call, boundary - step)
+    plan.append((step, n))
+    step += n
+  return plan
+
+
 def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rundir.StopSignal):
   """Steps from the state's step to num_steps, logging, evaluating and checkpointing on the way;
   returns (state, the last logged row). On a stop signal: checkpoints the last finished step and
   raises Preempted."""
   config, start = run.config, int(state['step'])
+  if config.steps_per_call == 1:
+    calls = [(step, 1) for step in range(start, config.num_steps)]
+    when = dict(every_steps=config.log_every)
+  else:  # clu's every_steps wants a call every step; calls end at every log step
+    calls = call_plan(config, start)
+    when = dict(on_steps={s + n for s, n in calls if (s + n) % config.log_every == 0})
   progress = periodic_actions.ReportProgress(
-    num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every, every_secs=None
+    num_train_steps=config.num_steps, writer=writer, every_secs=None, **when
   )
 
   @contextlib.contextmanager
@@ -242,22 +274,25 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rund
     desc=f'{config.method}/{config.dataset}',
   )
   row = {}
-  batches = run.pipeline.iterate(start, config.num_steps)
+  if config.steps_per_call == 1:
+    batches, train = run.pipeline.iterate(start, config.num_steps), run.train_step
+  else:
+    batches, train = run.pipeline.iterate_calls(calls), run.train_steps
   try:
-    for step, batch in zip(range(start, config.num_steps), batches):
-      state, metrics = run.train_step(state, batch)
-      s = step + 1
-      bar.update(1)
-      if clock.first_step is None:  # time from the end of the first (compiling) step
+    for (step, n), batch in zip(calls, batches):
+      state, metrics = train(state, batch)
+      s = step + n
+      bar.update(n)
+      if clock.first_step is None:  # time from the end of the first (compiling) call
         jax.block_until_ready(state)
         clock.first_step, clock.first_time = s, time.time()
-      progress(s)
       last = s == config.num_steps
       do_log, do_eval = s % config.log_every == 0 or last, s % config.eval_every == 0 or last
       stopping = stop.agreed(do_log) and not last
       do_ckpt = s % config.checkpoint_every == 0 or last or stopping
       do_log = do_log or stopping
       if not (do_log or do_eval or do_ckpt):
+        progress(s)
         continue
       # Counted as training time: on an asynchronous device this fetch waits for queued steps.
       with progress.timed('log', wait_jax_async_dispatch=False):
@@ -267,6 +302,7 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rund
           {k.split('/')[-1]: f'{v:.3g}' for k, v in row.items() if k.startswith('loss/')},
           refresh=False,
         )
+      progress(s)  # after the fetch: its steps/s counts finished steps, not dispatched calls
       if do_eval:
         with excluded('eval'):
           row |= _evaluate(run, state, s, writer, bar)

@@ -106,6 +106,10 @@ def test_bench_counts_flops_and_splits_off_the_backbone():
   assert result['backbone_ms'] > 0 and 0 < result['backbone_fraction']
   assert result['compute_dtype'] == 'float32'
   assert result['xla_options'] == xla.compiler_options()  # which convolutions ran
+  # Several steps a call: times and FLOPs are per step (XLA counts a scan's body once).
+  scanned = run_bench(tiny_config('fixmatch', steps_per_call=3), steps=2, warmup=1)
+  assert scanned['steps_per_call'] == 3 and result['steps_per_call'] == 1
+  assert scanned['gflops_per_step'] == result['gflops_per_step']
 
 
 def test_param_count_is_what_a_data_parallel_step_all_reduces():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import mnist_supervised
+from jaxssl import config as config_lib
 from jaxssl import parallel, train
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.cli import main
@@ -406,3 +407,46 @@ def test_steps_get_their_batches_on_device_and_transfer_nothing(tmp_path, monkey
   monkeypatch.setattr(train, 'build', guarded_build)
   config = tiny_config('fixmatch', num_steps=3, log_every=1, eval_every=3)
   assert _train(config, tmp_path)['steps'] == 3
+
+
+def test_call_plan_ends_a_call_at_every_log_eval_and_checkpoint_step():
+  config = config_lib.resolve(
+    tiny_config(
+      'supervised', num_steps=23, log_every=4, eval_every=10, checkpoint_every=6, steps_per_call=5
+    )
+  )
+  plan = train.call_plan(config, 0)
+  assert plan == [(0, 4), (4, 2), (6, 2), (8, 2), (10, 2), (12, 4), (16, 2), (18, 2), (20, 3)]
+  # A resume starts at a checkpoint step and calls as the uninterrupted run did from there on.
+  assert train.call_plan(config, 12) == plan[5:]
+  one = config_lib.resolve({**config.to_dict(), 'steps_per_call': 1})
+  assert train.call_plan(one, 0) == [(s, 1) for s in range(23)]
+
+
+def test_several_steps_a_call_train_as_one_step_a_call(tmp_path):
+  # One compiled call scans steps 0-2 (lax.scan over the stacked batches): the step counter and
+  # the data position are exact, and every array the steps moved is where three one-step calls
+  # put it, to float rounding of another program. FixMatch's rounding is ~1e-3 of the update
+  # (near-tied pseudo-labels of an untrained net can flip); a slip in the steps' order, keys or
+  # batches is O(1) (the batches reversed: 0.44).
+  config = tiny_config('fixmatch', num_steps=3, log_every=3, eval_every=3, checkpoint_every=3)
+  _train(config, tmp_path / 'one')
+  # On 8 devices: the stacked batches are sharded along their rows, not their steps.
+  three = {**config.to_dict(), 'steps_per_call': 3}
+  train_and_evaluate(three, str(tmp_path / 'three'), parallel.make_mesh(), helpers.small())
+  a, meta_a = _restore(tmp_path / 'one')
+  b, meta_b = _restore(tmp_path / 'three')
+  assert int(a['step']) == int(b['step']) == 3 and meta_a['data'] == meta_b['data']
+  init = jax.device_get(helpers.build_small(config).init())
+  for (path, x), y, x0 in zip(
+    jax.tree.leaves_with_path(a), jax.tree.leaves(b), jax.tree.leaves(init)
+  ):
+    x, y, x0 = np.asarray(x), np.asarray(y), np.asarray(x0)
+    moved = np.linalg.norm(x - x0) if np.issubdtype(x.dtype, np.floating) else 0
+    if moved > 1e-4:
+      assert np.linalg.norm(x - y) < 1e-2 * moved, jax.tree_util.keystr(path)
+  rows = lambda d: [json.loads(r) for r in (d / 'metrics.jsonl').read_text().splitlines()]
+  row_a, row_b = rows(tmp_path / 'one')[-1], rows(tmp_path / 'three')[-1]
+  assert row_a['step'] == row_b['step'] == 3
+  for k in (k for k in row_a if k.startswith('loss/')):  # the last step's, not a call's mean
+    np.testing.assert_allclose(row_a[k], row_b[k], rtol=1e-3, err_msg=k)

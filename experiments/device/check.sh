@@ -10,6 +10,12 @@ S=${SMOKE_STEPS:-2000}
 $PY -m jaxssl train --config=experiments/configs/mnist_improved_gan.py:quick --workdir=/tmp/smoke \
   --config.num_steps=$S --config.eval_every=$S --config.checkpoint_every=$S > $O/smoke.log 2>&1
 tail -n 2 $O/smoke.log
+el steps_per_call
+# Host-bound small steps: one step a call against 100 (README: steps_per_call), median per step.
+for k in 1 100; do
+  timeout 90 $PY -m jaxssl bench --config=experiments/configs/mnist_improved_gan.py:quick \
+    --steps=20 --warmup=3 --config.steps_per_call=$k 2>&1 | grep -E 'steps_per_call|step_ms_median'
+done | tee $O/steps_per_call.log
 el backbones
 for dtype in float32 bfloat16; do
   timeout 120 $PY experiments/bench_backbone.py wrn ${VIEWS:-960} --dtype=$dtype --reps=20 2>&1 | tail -n 1

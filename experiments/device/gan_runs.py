@@ -3,8 +3,8 @@ tar.gz (a device call brings back at most 8 files; checkpoints stay behind).
 
 usage: gan_runs.py DEADLINE_SECONDS WORKROOT OUT_TAR
 GAN_RUNS=N: the first N of RUNS (priority order). GAN_SPEC=name:labels_per_class:seed,...: other
-runs. GAN_STEPS=N: shorter runs, to try this out. The same WORKROOT again (on a machine still
-warm) resumes the runs from their checkpoints.
+runs. GAN_STEPS=N: shorter runs, to try this out. GAN_K=N: steps_per_call. The same WORKROOT
+again (on a machine still warm) resumes the runs from their checkpoints.
 Unless GAN_NO_STOP is set, when the run that would finish last is projected past the deadline
 the lowest-priority run still going is stopped (SIGTERM), one stop per 40 s at most, so the
 others get its share. On an H100 three full-recipe runs went ~330 steps/s each, four ~430 each
@@ -53,6 +53,7 @@ for name, lpc, seed in RUNS:
     f'--config.labels_per_class={lpc}',
     f'--config.seed={seed}',
     '--config.eval_every=3000',
+    f'--config.steps_per_call={os.environ.get("GAN_K", 1)}',  # e.g. 100: a call per log step
   ]
   if os.environ.get('GAN_STEPS'):
     n = os.environ['GAN_STEPS']

@@ -94,40 +94,60 @@ class Pipeline:
 
   def iterate(self, start: int, stop: int, buffer: int = 2):
     """Device batches for steps [start, stop), prepared `buffer` steps ahead on a thread."""
-    q: queue.Queue = queue.Queue(maxsize=buffer)
-    done = threading.Event()
+    makers = (
+      (lambda s=s: parallel.to_device(self.host_batch(s), self.mesh)) for s in range(start, stop)
+    )
+    return _prefetch(makers, stop - start, buffer)
 
-    def offer(item) -> bool:  # False once the consumer has gone
-      while not done.is_set():
-        try:
-          q.put(item, timeout=0.1)
-          return True
-        except queue.Full:
-          continue
-      return False
+  def iterate_calls(self, plan: list[tuple[int, int]], buffer: int = 2):
+    """For each (first step, n) of `plan`, the batches of its n steps stacked on a leading axis
+    (the input of Run.train_steps), prepared `buffer` calls ahead on a thread."""
 
-    def produce():
+    def stacked(first, n):
+      hosts = [self.host_batch(step) for step in range(first, first + n)]
+      local = {k: np.stack([h[k] for h in hosts]) for k in hosts[0]}
+      return parallel.to_device(local, self.mesh, leading=1)
+
+    return _prefetch(((lambda f=f, n=n: stacked(f, n)) for f, n in plan), len(plan), buffer)
+
+
+def _prefetch(makers, count: int, buffer: int):
+  """The values of `count` thunks from `makers`, each computed on a producer thread up to
+  `buffer` items ahead of the consumer."""
+  q: queue.Queue = queue.Queue(maxsize=buffer)
+  done = threading.Event()
+
+  def offer(item) -> bool:  # False once the consumer has gone
+    while not done.is_set():
       try:
-        for step in range(start, stop):
-          if not offer(parallel.to_device(self.host_batch(step), self.mesh)):
-            return
-      except BaseException as e:  # surfaced in the consumer, not lost in the thread
-        offer(e)
+        q.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        continue
+    return False
 
-    thread = threading.Thread(target=produce, name='jaxssl-input', daemon=True)
-    thread.start()
+  def produce():
     try:
-      for _ in range(start, stop):
-        item = q.get()
-        if isinstance(item, BaseException):
-          raise item
-        yield item
-    finally:
-      # Joined, not left running: a daemon thread still inside JAX or TF when the interpreter
-      # exits (e.g. after a preemption stop) aborts the process in C++ ("FATAL: exception not
-      # rethrown") instead of leaving with the run's exit code.
-      done.set()
-      thread.join()
+      for make in makers:
+        if not offer(make()):
+          return
+    except BaseException as e:  # surfaced in the consumer, not lost in the thread
+      offer(e)
+
+  thread = threading.Thread(target=produce, name='jaxssl-input', daemon=True)
+  thread.start()
+  try:
+    for _ in range(count):
+      item = q.get()
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    # Joined, not left running: a daemon thread still inside JAX or TF when the interpreter
+    # exits (e.g. after a preemption stop) aborts the process in C++ ("FATAL: exception not
+    # rethrown") instead of leaving with the run's exit code.
+    done.set()
+    thread.join()
 
 
 def eval_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mesh):
