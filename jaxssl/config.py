@@ -27,7 +27,8 @@ COMMON = dict(
   # Train steps per compiled call (a lax.scan over that many steps' batches): on a GPU a small
   # model's step is bound by the host (~2.5 ms a call for the GAN on an H100), so several steps
   # a call go faster. Calls end at every log, eval and checkpoint step. Results equal one step a
-  # call within float rounding (another program), so it may change when a run resumes.
+  # call within float rounding (another program), so it may change when a run resumes. Each
+  # distinct call length compiles once; the input queue holds up to 3 calls' batches.
   steps_per_call=1,
   keep_checkpoints=3,
   eval_batch_size=1000,

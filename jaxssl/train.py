@@ -249,7 +249,7 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rund
   raises Preempted."""
   config, start = run.config, int(state['step'])
   if config.steps_per_call == 1:
-    calls = [(step, 1) for step in range(start, config.num_steps)]
+    calls = ((step, 1) for step in range(start, config.num_steps))
     when = dict(every_steps=config.log_every)
   else:  # clu's every_steps wants a call every step; calls end at every log step
     calls = call_plan(config, start)
@@ -278,8 +278,13 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rund
     batches, train = run.pipeline.iterate(start, config.num_steps), run.train_step
   else:
     batches, train = run.pipeline.iterate_calls(calls), run.train_steps
+  lengths = set()  # of calls so far: a call of a new length compiles first
   try:
     for (step, n), batch in zip(calls, batches):
+      if lengths and n not in lengths:  # e.g. the last call of a run; not training time
+        with excluded('compile'):
+          train.lower(state, batch).compile()  # the call below finds it in jit's cache
+      lengths.add(n)
       state, metrics = train(state, batch)
       s = step + n
       bar.update(n)

@@ -2,6 +2,8 @@
 parameters, optimizer state, batch-norm statistics and losses stay float32: a step stays close to
 the float32 one and training still learns) and the bench's FLOP count, MFU and backbone split."""
 
+import types
+
 import jax
 import numpy as np
 import pytest
@@ -92,10 +94,10 @@ def test_peak_flops_table():
   assert peak_flops('cpu', 'float32') is None
 
 
-def test_bench_counts_flops_and_splits_off_the_backbone():
-  from jaxssl.bench import run_bench
+def test_bench_counts_flops_and_splits_off_the_backbone(monkeypatch):
+  from jaxssl import bench
 
-  result = run_bench(tiny_config('fixmatch'), steps=2, warmup=1)
+  result = bench.run_bench(tiny_config('fixmatch'), steps=2, warmup=1)
   # The tiny CNN (8, 16) on 28x28 digits: 2·(28²·9·1·8 + 14²·9·8·16 + 16·10) = 0.565 MFLOP a
   # forward; a training pass adds the weight gradients of both convolutions and the input
   # gradient of the second: ~2.8x. Batch-norm, activations, the loss add a little.
@@ -106,10 +108,14 @@ def test_bench_counts_flops_and_splits_off_the_backbone():
   assert result['backbone_ms'] > 0 and 0 < result['backbone_fraction']
   assert result['compute_dtype'] == 'float32'
   assert result['xla_options'] == xla.compiler_options()  # which convolutions ran
-  # Several steps a call: times and FLOPs are per step (XLA counts a scan's body once).
-  scanned = run_bench(tiny_config('fixmatch', steps_per_call=3), steps=2, warmup=1)
+  # Several steps a call: FLOPs are one step's (XLA counts a scan's body once, whatever its trip
+  # count) and times are per step: with a clock that moves 0.6 s per reading, 200 ms a step.
+  clock = iter(np.arange(0, 1e4, 0.6))
+  monkeypatch.setattr(bench, 'time', types.SimpleNamespace(perf_counter=lambda: next(clock)))
+  scanned = bench.run_bench(tiny_config('fixmatch', steps_per_call=3), steps=2, warmup=1)
   assert scanned['steps_per_call'] == 3 and result['steps_per_call'] == 1
   assert scanned['gflops_per_step'] == result['gflops_per_step']
+  assert scanned['step_ms_median'] == pytest.approx(200)
 
 
 def test_param_count_is_what_a_data_parallel_step_all_reduces():

@@ -412,31 +412,37 @@ def test_steps_get_their_batches_on_device_and_transfer_nothing(tmp_path, monkey
 def test_call_plan_ends_a_call_at_every_log_eval_and_checkpoint_step():
   config = config_lib.resolve(
     tiny_config(
-      'supervised', num_steps=23, log_every=4, eval_every=10, checkpoint_every=6, steps_per_call=5
+      'supervised', num_steps=47, log_every=13, eval_every=20, checkpoint_every=6, steps_per_call=5
     )
   )
   plan = train.call_plan(config, 0)
-  assert plan == [(0, 4), (4, 2), (6, 2), (8, 2), (10, 2), (12, 4), (16, 2), (18, 2), (20, 3)]
-  # A resume starts at a checkpoint step and calls as the uninterrupted run did from there on.
-  assert train.call_plan(config, 12) == plan[5:]
+  assert plan[:6] == [(0, 5), (5, 1), (6, 5), (11, 1), (12, 1), (13, 5)]
+  ends = [s + n for s, n in plan]
+  assert [s for s, _ in plan] == [0, *ends[:-1]] and ends[-1] == 47  # every step once, in order
+  assert all(1 <= n <= 5 for _, n in plan)
+  for every in (13, 20, 6):
+    assert set(range(every, 47, every)) <= set(ends)
+  # A resume starts at a call's end and calls as the uninterrupted run did from there on.
+  for i, end in enumerate(ends[:-1]):
+    assert train.call_plan(config, end) == plan[i + 1 :]
   one = config_lib.resolve({**config.to_dict(), 'steps_per_call': 1})
-  assert train.call_plan(one, 0) == [(s, 1) for s in range(23)]
+  assert train.call_plan(one, 0) == [(s, 1) for s in range(47)]
 
 
 def test_several_steps_a_call_train_as_one_step_a_call(tmp_path):
-  # One compiled call scans steps 0-2 (lax.scan over the stacked batches): the step counter and
-  # the data position are exact, and every array the steps moved is where three one-step calls
-  # put it, to float rounding of another program. FixMatch's rounding is ~1e-3 of the update
-  # (near-tied pseudo-labels of an untrained net can flip); a slip in the steps' order, keys or
-  # batches is O(1) (the batches reversed: 0.44).
-  config = tiny_config('fixmatch', num_steps=3, log_every=3, eval_every=3, checkpoint_every=3)
+  # Two compiled calls of two steps each (lax.scan over the stacked batches), on 8 devices: the
+  # step counter and the data position are exact, and every array the steps moved is where four
+  # one-step calls put it, to float rounding of another program. FixMatch's rounding is ~1e-3 of
+  # the update (near-tied pseudo-labels of an untrained net can flip); a slip in the steps'
+  # order, keys or batches is O(1) (the batches reversed: 0.44). A resume is bit-identical.
+  config = tiny_config('fixmatch', num_steps=4, log_every=2, eval_every=4, checkpoint_every=2)
   _train(config, tmp_path / 'one')
-  # On 8 devices: the stacked batches are sharded along their rows, not their steps.
-  three = {**config.to_dict(), 'steps_per_call': 3}
-  train_and_evaluate(three, str(tmp_path / 'three'), parallel.make_mesh(), helpers.small())
+  two = {**config.to_dict(), 'steps_per_call': 2}
+  mesh = parallel.make_mesh()  # the stacked batches are sharded along their rows
+  train_and_evaluate(two, str(tmp_path / 'two'), mesh, helpers.small())
   a, meta_a = _restore(tmp_path / 'one')
-  b, meta_b = _restore(tmp_path / 'three')
-  assert int(a['step']) == int(b['step']) == 3 and meta_a['data'] == meta_b['data']
+  b, meta_b = _restore(tmp_path / 'two')
+  assert int(a['step']) == int(b['step']) == 4 and meta_a['data'] == meta_b['data']
   init = jax.device_get(helpers.build_small(config).init())
   for (path, x), y, x0 in zip(
     jax.tree.leaves_with_path(a), jax.tree.leaves(b), jax.tree.leaves(init)
@@ -446,7 +452,13 @@ def test_several_steps_a_call_train_as_one_step_a_call(tmp_path):
     if moved > 1e-4:
       assert np.linalg.norm(x - y) < 1e-2 * moved, jax.tree_util.keystr(path)
   rows = lambda d: [json.loads(r) for r in (d / 'metrics.jsonl').read_text().splitlines()]
-  row_a, row_b = rows(tmp_path / 'one')[-1], rows(tmp_path / 'three')[-1]
-  assert row_a['step'] == row_b['step'] == 3
-  for k in (k for k in row_a if k.startswith('loss/')):  # the last step's, not a call's mean
-    np.testing.assert_allclose(row_a[k], row_b[k], rtol=1e-3, err_msg=k)
+  assert [r['step'] for r in rows(tmp_path / 'two')] == [2, 4]  # a row per log step
+  for row_a, row_b in zip(rows(tmp_path / 'one'), rows(tmp_path / 'two'), strict=True):
+    assert row_a['step'] == row_b['step']
+    for k in (k for k in row_a if k.startswith('loss/')):  # the call's last step's, not a mean
+      np.testing.assert_allclose(row_a[k], row_b[k], rtol=1e-3, err_msg=k)
+  shutil.copytree(tmp_path / 'two', tmp_path / 'resumed')
+  shutil.rmtree(tmp_path / 'resumed' / 'checkpoints' / '4')
+  (tmp_path / 'resumed' / 'results.json').unlink()
+  train_and_evaluate(two, str(tmp_path / 'resumed'), mesh, helpers.small())
+  jax.tree.map(np.testing.assert_array_equal, b, _restore(tmp_path / 'resumed')[0])
