@@ -119,6 +119,12 @@ def test_m1_m2_is_the_authors_mnist_100_recipe():
   assert c.batch_size * c.uratio == 500
   m2_epochs = c.num_steps * (1 - c.m1_fraction) * c.batch_size * c.uratio / MNIST_TRAIN
   assert round(m2_epochs) == 3000
+  # The same M2 phase on an M1 trained once (init_from), as the authors reused theirs.
+  reuse = _resolved('mnist_vae_m2.py:m2_on_m1_paper')
+  assert {k: reuse[k] for k in expected if k != 'm1_lr'} == {
+    k: v for k, v in expected.items() if k != 'm1_lr'
+  }
+  assert reuse.m1_fraction == 0 and reuse.num_steps == c.num_steps * (1 - c.m1_fraction)
   # M2 alone (the paper's section 4.1: one hidden layer of 500, 50 latents, same optimiser).
   m2 = _resolved('mnist_vae_m2.py:m2')
   assert (m2.stacked, m2.widths, m2.latent, m2.alpha, m2.lr) == (False, (500,), 50, 0.1, 3e-4)

@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 deadline_s, root, out_tar = float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-CONFIG = 'experiments/configs/mnist_improved_gan.py'
-STEPS = 180_000
+# RUN_CONFIG / RUN_STEPS / RUN_ARGS: other runs than the GAN's, e.g. the authors' M2 phase on the
+# carried M1 (README: M1+M2). `labels_per_class` and `seed` still come from RUNS / GAN_SPEC.
+CONFIG = os.environ.get('RUN_CONFIG', 'experiments/configs/mnist_improved_gan.py')
+STEPS = int(os.environ.get('RUN_STEPS', 180_000))
 RUNS = [  # (name, labels_per_class, seed), what issue 14 still lacks first
   ('gan100_s3', 10, 3),  # 2026-11-27: seeds 0-2 ran 300 epochs (95 / 117 / 127 errors); more
   ('gan100_s4', 10, 4),  # seeds say whether the paper's 93 ± 6.5 is jaxssl's spread too
@@ -54,6 +56,7 @@ for name, lpc, seed in RUNS:
     f'--config.seed={seed}',
     '--config.eval_every=3000',
     f'--config.steps_per_call={os.environ.get("GAN_K", 1)}',  # e.g. 100: a call per log step
+    *os.environ.get('RUN_ARGS', '').split(),
   ]
   if os.environ.get('GAN_STEPS'):
     n = os.environ['GAN_STEPS']

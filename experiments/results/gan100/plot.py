@@ -2,8 +2,9 @@
 
 docs/gan_paper_runs.png, 100 labels: seeds 1 and 2 (CPU) and seed 0 (H100) from their committed
 logs; the earlier CPU run of seed 0 (authors' G init, eighth sitting) from the test errors
-RESULTS.md quotes (its log was not kept). docs/gan1000.png, 1,000 labels: seeds 0-2 (H100), and
-the CPU runs of the same seeds to epoch 10 where their logs are committed."""
+RESULTS.md quotes (its log was not kept). docs/gan1000.png, 1,000 labels: seeds 0-2 (H100), the
+CPU runs of the same seeds to epoch 10 and the labeled-only baselines, where their logs are
+committed."""
 
 import json
 import os
@@ -63,5 +64,9 @@ for seed in range(3):
   if os.path.exists(f'{RESULTS}/gan1000/cpu_s{seed}/metrics.jsonl'):
     epochs, polyak, _ = evaluations(f'{RESULTS}/gan1000/cpu_s{seed}')
     ax.plot(epochs, polyak, 'x', ms=8, color=COLORS[seed], label=f'seed {seed} (CPU), Polyak')
+  if os.path.exists(f'{RESULTS}/gan1000/sup_s{seed}/metrics.jsonl'):
+    epochs, polyak, _ = evaluations(f'{RESULTS}/gan1000/sup_s{seed}')
+    label = 'labeled only, same MLP and recipe' if seed == 0 else None
+    ax.plot(epochs, polyak, '--', lw=1, color=COLORS[seed], label=label)
 ax.axhline(1116, color='tab:red', ls=':', label='pixel 1-NN on the splits (~1,116)')
 finish(ax, fig, 'Improved-GAN paper recipe, MNIST, 1,000 labels', 'docs/gan1000.png')
