@@ -250,9 +250,11 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rund
   config, start = run.config, int(state['step'])
   if config.steps_per_call == 1:
     calls = ((step, 1) for step in range(start, config.num_steps))
+    batches, train = run.pipeline.iterate(start, config.num_steps), run.train_step
     when = dict(every_steps=config.log_every)
   else:  # clu's every_steps wants a call every step; calls end at every log step
     calls = call_plan(config, start)
+    batches, train = run.pipeline.iterate_calls(calls), run.train_steps
     when = dict(on_steps={s + n for s, n in calls if (s + n) % config.log_every == 0})
   progress = periodic_actions.ReportProgress(
     num_train_steps=config.num_steps, writer=writer, every_secs=None, **when
@@ -274,10 +276,6 @@ def _loop(run: Run, state, ckpts: Checkpoints, writer, clock: _Clock, stop: rund
     desc=f'{config.method}/{config.dataset}',
   )
   row = {}
-  if config.steps_per_call == 1:
-    batches, train = run.pipeline.iterate(start, config.num_steps), run.train_step
-  else:
-    batches, train = run.pipeline.iterate_calls(calls), run.train_steps
   lengths = set()  # of calls so far: a call of a new length compiles first
   try:
     for (step, n), batch in zip(calls, batches):
