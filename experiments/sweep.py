@@ -104,12 +104,14 @@ def nearest_neighbour_errors(train_x, train_y, test_x, test_y, chunk: int = 2000
 
 
 @functools.cache
-def nearest_neighbour_error(dataset: str, labels_per_class: int, seed: int) -> float:
-  """Test error of pixel 1-NN on the labeled split that (dataset, labels, seed) draws."""
+def nearest_neighbour_error(
+  dataset: str, labels_per_class: int, seed: int, recipe: str = 'per_class'
+) -> float:
+  """Test error of pixel 1-NN on the labeled split that (dataset, labels, seed, recipe) draws."""
   from jaxssl.data import datasets
 
   ds = datasets.load(dataset)
-  idx = datasets.labeled_subset(ds.train_labels, ds.num_classes, labels_per_class, seed, ds.name)
+  idx = datasets.labeled_subset(ds, labels_per_class, seed, recipe)
   wrong = nearest_neighbour_errors(
     ds.train_images[idx], ds.train_labels[idx], ds.test_images, ds.test_labels
   )
@@ -149,6 +151,7 @@ def collect(root: Path, cells) -> list[dict]:
       {
         'seed': r['seed'],
         'split_seed': r.get('split_seed', r['seed']),
+        'split_recipe': r.get('split_recipe', 'per_class'),
         'error': 100 * r['test_error'],
         'raw_error': 100 * r['test_raw_error'] if 'test_raw_error' in r else None,
         'steps': r['steps'],
@@ -171,7 +174,10 @@ def collect(root: Path, cells) -> list[dict]:
     row['steps'] = sorted({s['steps'] for s in seeds})
     if seeds:
       nn = [
-        100 * nearest_neighbour_error(row['dataset'], s['labels_per_class'], s['split_seed'])
+        100
+        * nearest_neighbour_error(
+          row['dataset'], s['labels_per_class'], s['split_seed'], s['split_recipe']
+        )
         for s in seeds
       ]
       row['nn_mean'], row['nn_sd'] = _mean_sd(nn)

@@ -17,6 +17,11 @@ COMMON = dict(
   data_dir='',  # '' = $JAXSSL_DATA_DIR or ~/tensorflow_datasets
   seed=0,  # labeled split (unless split_seed is set), init and every per-step key
   split_seed=-1,  # >= 0: draws the labeled split instead of seed (the authors' --seed_data)
+  # How the labeled split is drawn: 'per_class' (each class's indices permuted by the split seed,
+  # the first labels_per_class kept) or 'improved_gan' (Salimans et al.'s MNIST script: one
+  # np.random.RandomState(split_seed) permutation of the original file order, the first
+  # labels_per_class of each class; split_seed=1 is their default split, MNIST only).
+  split_recipe='per_class',
   labels_per_class=10,
   num_steps=1000,  # total train steps; every schedule derives from it
   batch_size=100,  # labeled images per step, global over all devices
@@ -40,6 +45,7 @@ COMMON = dict(
   init_from='',
   init_keys='',
 )
+SPLIT_RECIPES = ('per_class', 'improved_gan')
 # Keys that may change when a run is resumed: they do not change what is computed.
 OPERATIONAL = frozenset(
   {
@@ -101,6 +107,15 @@ def resolve(config) -> ml_collections.ConfigDict:
   for key in POSITIVE:
     if resolved[key] <= 0:
       raise UserError(f'config key {key!r} must be positive, got {resolved[key]}')
+  if resolved['split_recipe'] not in SPLIT_RECIPES:
+    raise UserError(
+      f'split_recipe must be one of {", ".join(SPLIT_RECIPES)}, got {resolved["split_recipe"]!r}'
+    )
+  if resolved['split_recipe'] == 'improved_gan' and resolved['dataset'] != 'mnist':
+    raise UserError(
+      "split_recipe='improved_gan' is the Improved-GAN authors' MNIST draw; "
+      f'dataset is {resolved["dataset"]!r}'
+    )
   if resolved['init_keys'] and not resolved['init_from']:
     raise UserError(
       f'init_keys={resolved["init_keys"]!r} needs init_from (a workdir to start from)'

@@ -334,6 +334,7 @@ def _results(run: Run, final: dict, clock: _Clock, images_per_step: int) -> dict
     'dataset': config.dataset,
     'seed': config.seed,
     'split_seed': config_lib.split_seed(config),
+    'split_recipe': config.split_recipe,
     'labels': config.labels_per_class * run.dataset.num_classes,
     'labels_per_class': config.labels_per_class,
     'steps': config.num_steps,

@@ -1,5 +1,6 @@
 """Labeled splits and streams: balance, determinism, reshuffling, exact positions."""
 
+import gzip
 import threading
 
 import jax
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxssl import parallel
+from jaxssl.config import resolve
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, Stream
 from jaxssl.errors import UserError
@@ -45,16 +47,16 @@ def test_mnist_is_the_original(mnist):
 
 @pytest.mark.parametrize('per_class', [1, 10, 100])
 def test_split_is_class_balanced_and_deterministic(mnist, per_class):
-  idx = datasets.labeled_subset(mnist.train_labels, 10, per_class, seed=3, name='mnist')
+  idx = datasets.labeled_subset(mnist, per_class, seed=3)
   assert len(idx) == len(set(idx.tolist())) == 10 * per_class
   assert np.bincount(mnist.train_labels[idx], minlength=10).tolist() == [per_class] * 10
-  again = datasets.labeled_subset(mnist.train_labels, 10, per_class, seed=3, name='mnist')
+  again = datasets.labeled_subset(mnist, per_class, seed=3)
   np.testing.assert_array_equal(idx, again)
 
 
 def test_different_seeds_give_different_splits(mnist):
-  a = datasets.labeled_subset(mnist.train_labels, 10, 10, seed=0, name='mnist')
-  b = datasets.labeled_subset(mnist.train_labels, 10, 10, seed=1, name='mnist')
+  a = datasets.labeled_subset(mnist, 10, seed=0)
+  b = datasets.labeled_subset(mnist, 10, seed=1)
   assert len(set(a.tolist()) & set(b.tolist())) < 10
 
 
@@ -65,17 +67,71 @@ def test_split_seed_fixes_the_split_and_seed_still_draws_the_rest(mnist):
   pipe = lambda **kw: Pipeline(mnist, tiny_config('improved_gan', **kw), mesh, unlabeled=True)
   fixed = [pipe(seed=s, split_seed=7) for s in (0, 1)]
   np.testing.assert_array_equal(fixed[0].labeled_idx, fixed[1].labeled_idx)
-  expected = datasets.labeled_subset(mnist.train_labels, 10, 10, seed=7, name='mnist')
+  expected = datasets.labeled_subset(mnist, 10, seed=7)
   np.testing.assert_array_equal(fixed[0].labeled_idx, expected)
   assert not np.array_equal(fixed[0].host_batch(0)['x_u'], fixed[1].host_batch(0)['x_u'])
-  own = datasets.labeled_subset(mnist.train_labels, 10, 10, seed=1, name='mnist')
+  own = datasets.labeled_subset(mnist, 10, seed=1)
   np.testing.assert_array_equal(pipe(seed=1).labeled_idx, own)
 
 
 @pytest.mark.parametrize('per_class', [0, -1, 5422])
 def test_impossible_label_counts(mnist, per_class):
   with pytest.raises(UserError, match='labels_per_class'):
-    datasets.labeled_subset(mnist.train_labels, 10, per_class, seed=0, name='mnist')
+    datasets.labeled_subset(mnist, per_class, seed=0)
+
+
+def _raw_mnist_train():
+  """MNIST's training images and labels as the original files order them (the package's copy)."""
+  with gzip.open(datasets.EMBEDDED['mnist'] / 'train-images-idx3-ubyte.gz') as f:
+    x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(60000, 28, 28, 1)
+  with gzip.open(datasets.EMBEDDED['mnist'] / 'train-labels-idx1-ubyte.gz') as f:
+    y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int32)
+  return x, y
+
+
+def test_improved_gan_split_is_the_authors_draw(mnist):
+  # train_mnist_feature_matching.py (openai/improved-gan), --seed_data=1 --count=10, on the
+  # original file order: the same images and labels (TFDS keeps MNIST in another order).
+  trainx, trainy = _raw_mnist_train()
+  inds = np.random.RandomState(1).permutation(trainx.shape[0])
+  trainx, trainy = trainx[inds], trainy[inds]
+  txs = np.concatenate([trainx[trainy == j][:10] for j in range(10)])
+  tys = np.concatenate([trainy[trainy == j][:10] for j in range(10)])
+  idx = datasets.labeled_subset(mnist, 10, seed=1, recipe='improved_gan')
+  key = lambda x, y: sorted(zip(y.tolist(), (im.tobytes() for im in x)))
+  assert key(mnist.train_images[idx], mnist.train_labels[idx]) == key(txs, tys)
+  other = datasets.labeled_subset(mnist, 10, seed=2, recipe='improved_gan')
+  assert len(set(idx.tolist()) & set(other.tolist())) < 10
+  assert not np.array_equal(idx, datasets.labeled_subset(mnist, 10, seed=1))
+
+
+def test_pipeline_draws_the_split_its_recipe_names(mnist):
+  config = tiny_config('improved_gan', split_recipe='improved_gan', split_seed=1)
+  pipe = Pipeline(mnist, config, parallel.make_mesh(jax.devices()[:1]), unlabeled=True)
+  expected = datasets.labeled_subset(mnist, 10, seed=1, recipe='improved_gan')
+  np.testing.assert_array_equal(pipe.labeled_idx, expected)
+
+
+def test_improved_gan_split_needs_the_whole_mnist(mnist):
+  subset = datasets.Dataset('mnist', 10, *(a[:2000] for a in (mnist.train_images,
+    mnist.train_labels)), mnist.test_images, mnist.test_labels)  # fmt: skip
+  with pytest.raises(UserError, match='whole MNIST training set only'):
+    datasets.labeled_subset(subset, 10, seed=1, recipe='improved_gan')
+
+
+@pytest.mark.parametrize(
+  'overrides, message',
+  [
+    (
+      dict(split_recipe='authors'),
+      "split_recipe must be one of per_class, improved_gan, got 'authors'",
+    ),
+    (dict(split_recipe='improved_gan', dataset='cifar10'), "MNIST draw; dataset is 'cifar10'"),
+  ],
+)
+def test_bad_split_recipe_is_one_line_before_any_data(overrides, message):
+  with pytest.raises(UserError, match=message):
+    resolve(tiny_config('improved_gan', **overrides))
 
 
 def test_stream_reshuffles_every_pass_and_covers_the_pool():

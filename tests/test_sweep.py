@@ -105,7 +105,7 @@ def test_sweep_runs_each_cell_once_and_reports(capsys, tmp_path):
 
 def test_nearest_neighbour_errors_match_brute_force():
   ds = helpers.mnist()
-  idx = datasets.labeled_subset(ds.train_labels, 10, 1, 3, 'mnist')
+  idx = datasets.labeled_subset(ds, 1, 3)
   train = ds.train_images[idx].reshape(10, -1).astype(np.float64)
   test = ds.test_images[:500].reshape(500, -1).astype(np.float64)
   nearest = ((test[:, None] - train[None]) ** 2).sum(-1).argmin(1)

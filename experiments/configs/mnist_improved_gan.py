@@ -6,6 +6,8 @@ Full recipe (300 epochs of 600 steps, batch 100):
 Quick variant, the default run (10 epochs, Polyak horizon matched to it; ~5 min on 2 CPU cores):
   jaxssl train --config=experiments/configs/mnist_improved_gan.py:quick --workdir=runs/quick
 Minimax-GAN ablation: add --config.generator_loss=minimax.
+Each seed draws its own labeled split; the authors' script keeps one (--seed_data=1) under every
+model seed. Their exact split: add --config.split_recipe=improved_gan --config.split_seed=1.
 
 Deviations from the authors' code (openai/improved-gan, train_mnist_feature_matching.py):
 - full: the generator's feature matching sees its own unlabeled batch (their trainx_unl2) drawn

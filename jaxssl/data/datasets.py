@@ -7,6 +7,8 @@ TFDS prepares and checksum-verifies every dataset. MNIST's four original LeCun f
 
 import dataclasses
 import functools
+import gzip
+import hashlib
 import os
 import socket
 import urllib.parse
@@ -143,16 +145,40 @@ def synthetic(name: str) -> Dataset:
   )
 
 
-def labeled_subset(
-  labels: np.ndarray, num_classes: int, per_class: int, seed: int, name: str
-) -> np.ndarray:
-  """Sorted indices of `per_class` examples of every class, a pure function of its arguments."""
+def labeled_subset(ds: Dataset, per_class: int, seed: int, recipe: str = 'per_class') -> np.ndarray:
+  """Sorted indices of `per_class` training examples of every class, a pure function of its
+  arguments (config.py's split_recipe says what the recipes draw)."""
+  labels, num_classes = ds.train_labels, ds.num_classes
   counts = np.bincount(labels, minlength=num_classes)
   if per_class < 1 or per_class > counts.min():
     raise UserError(
-      f'labels_per_class={per_class} is impossible for {name}: it must be between 1 '
+      f'labels_per_class={per_class} is impossible for {ds.name}: it must be between 1 '
       f'and {counts.min()} (the smallest class, {int(counts.argmin())})'
     )
-  rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+  if recipe == 'improved_gan':
+    # train_mnist_feature_matching.py: inds = RandomState(seed_data).permutation(60000) over
+    # its mnist.npz (x_train + x_valid of mnist.pkl.gz: the LeCun training file in its order;
+    # the npz itself is not in their repository), then the first `count` of each class.
+    original = original_order(ds)
+    inds = np.random.RandomState(seed).permutation(len(original))
+    y = labels[original[inds]]
+    picks = [original[inds[y == c][:per_class]] for c in range(num_classes)]
+    return np.sort(np.concatenate(picks))
+  rng = np.random.default_rng([seed, zlib.crc32(ds.name.encode())])
   picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(num_classes)]
   return np.sort(np.concatenate(picks))
+
+
+def original_order(ds: Dataset) -> np.ndarray:
+  """`ds`'s index of each training image of MNIST's original file, in the file's order (TFDS
+  stores them shuffled), matched by content."""
+  path = EMBEDDED['mnist'] / 'train-images-idx3-ubyte.gz'
+  if ds.name != 'mnist' or len(ds.train_images) != 60_000:
+    raise UserError(
+      f'the original file order is known for the whole MNIST training set only, not for {ds.name} '
+      f'with {len(ds.train_images)} training images'
+    )
+  with gzip.open(path) as f:
+    raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(60_000, -1)
+  index = {hashlib.sha1(x.tobytes()).digest(): i for i, x in enumerate(ds.train_images)}
+  return np.array([index[hashlib.sha1(x.tobytes()).digest()] for x in raw], np.int64)

@@ -50,7 +50,7 @@ class Pipeline:
   def __init__(self, ds: Dataset, config, mesh, unlabeled: bool):
     self.ds, self.mesh = ds, mesh
     self.labeled_idx = labeled_subset(
-      ds.train_labels, ds.num_classes, config.labels_per_class, split_seed(config), ds.name
+      ds, config.labels_per_class, split_seed(config), config.split_recipe
     )
     parallel.check_divisible(config.batch_size, 'batch_size', mesh)
     # Over positions in the labeled set (the same draws as over its indices: a permutation
