@@ -134,6 +134,30 @@ def test_bad_split_recipe_is_one_line_before_any_data(overrides, message):
     resolve(tiny_config('improved_gan', **overrides))
 
 
+def test_extra_unlabeled_images_join_the_pool_without_labels():
+  # STL-10's 'unlabelled' split: pool positions past the training set are extra images, their
+  # labels -1 (hidden from monitors), every image of both drawn once a pass.
+  rng = np.random.default_rng(0)
+  train = rng.integers(0, 256, (40, 4, 4, 1), dtype=np.uint8)
+  extra = rng.integers(0, 256, (30, 4, 4, 1), dtype=np.uint8)
+  labels = np.arange(40, dtype=np.int32) % 4
+  ds = datasets.Dataset('stl10', 4, train, labels, train[:8], labels[:8], extra)
+  assert ds.num_unlabeled == 70
+  config = tiny_config('fixmatch', labels_per_class=2, batch_size=2, uratio=5, dataset='stl10')
+  pipe = Pipeline(ds, config, parallel.make_mesh(jax.devices()[:1]), unlabeled=True)
+  batches = [pipe.host_batch(step) for step in range(7)]  # 7 x 10 = one pass over the pool
+  i_u = np.concatenate([b['i_u'] for b in batches])
+  assert sorted(i_u.tolist()) == list(range(70))
+  for b in batches:
+    is_extra = b['i_u'] >= 40
+    np.testing.assert_array_equal(b['y_u'], np.where(is_extra, -1, labels[b['i_u'] % 40]))
+    source = np.where(
+      is_extra[:, None, None, None], extra[(b['i_u'] - 40) % 30], train[b['i_u'] % 40]
+    )
+    np.testing.assert_array_equal(b['x_u'], source)
+    assert (b['i_l'] < 8).all() and (b['y_l'] == labels[pipe.labeled_idx[b['i_l']]]).all()
+
+
 def test_stream_reshuffles_every_pass_and_covers_the_pool():
   pool = np.arange(10, 20)
   stream = Stream(pool, batch_size=5, seed=0, name='labeled')

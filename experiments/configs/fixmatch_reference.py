@@ -9,8 +9,9 @@ other strong augmentation, with its published numbers.
 
 WRN-28-2, B = 64 labeled and μ = 7 (960 images in one forward), τ = 0.95, λu = 1, SGD Nesterov 0.9,
 lr 0.03·cos(7πk/16K) over K = 2^20 steps, L2 5e-4 on kernels only, EMA 0.999 evaluated (raw model
-reported too). SVHN: no horizontal flips. CIFAR-100: WRN-28-8 (`filters=128`; fixmatch issue #25
-gets 72.6 % accuracy without it) and weight decay 1e-3 (USB, kekmodel). `--config.op_prob=1.0`
+reported too). SVHN: no horizontal flips. CIFAR-100: WRN-28-8 (`backbone='wrn28_8'`, the official
+code's `--filters=128`; fixmatch issue #25 gets 72.6 % accuracy without it) and weight decay 1e-3
+(USB, kekmodel). `--config.op_prob=1.0`
 applies every RandAugment op, as the paper words it (fixmatch issue #65); the code's 0.5 is default.
 
 Published test error (%), in PUBLISHED below: FixMatch paper Table 2 (RA, 5 folds), and USB's re-run

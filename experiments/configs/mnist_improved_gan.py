@@ -3,7 +3,7 @@
 Paper: 93 ± 6.5 test errors out of 10,000 (0.93 %), Table 1, after 300 epochs.
 Full recipe (300 epochs of 600 steps, batch 100):
   jaxssl train --config=experiments/configs/mnist_improved_gan.py --workdir=runs/mnist_gan
-Quick variant, the default run (10 epochs, Polyak horizon matched to it; ~5 min on 2 CPU cores):
+Quick variant, the default run (10 epochs, Polyak horizon matched to it; ~7 min on 2 CPU cores):
   jaxssl train --config=experiments/configs/mnist_improved_gan.py:quick --workdir=runs/quick
 Minimax-GAN ablation: add --config.generator_loss=minimax.
 Each seed draws its own labeled split; the authors' script keeps one (--seed_data=1) under every
