@@ -51,7 +51,9 @@ def adam(config) -> tuple[optax.GradientTransformation, optax.Schedule]:
 
 
 def discriminator(config, data: DataSpec, key: jax.Array) -> Discriminator:
-  """The paper's MNIST discriminator, sized for `data` (also the labeled-only baseline's net)."""
+  """The paper's MNIST discriminator, sized for `data`. The labeled-only baseline
+  (backbone='gan_mlp') builds the same Discriminator at its default widths and noise, which are
+  the paper's: a GAN run with other disc_widths has no baseline of its shape."""
   return Discriminator(
     math.prod(data.image_shape),
     data.num_classes,
