@@ -3,6 +3,7 @@
 Each case's tiny run and its first steps come from helpers.first_steps, which the unlabeled-term,
 sharding and per-method tests elsewhere share (one compiled step per case)."""
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -47,6 +48,48 @@ def test_training_moves_what_predict_reads(case):
   assert np.abs(before - after).max() > 1e-6
   for fn in run.method.extra_predictors.values():
     assert fn(states[-1]['method'], x).shape == after.shape
+
+
+def _first_step_on(run, host) -> dict:
+  """The method state after step 0 on the host batch `host` (the case's compiled step)."""
+  state, _ = run.train_step(run.init(), parallel.to_device(host, run.mesh))
+  return jax.device_get(state)['method']
+
+
+@pytest.mark.parametrize('case', [c for c in CASES if c != 'supervised'])  # no unlabeled batch
+def test_hidden_labels_of_unlabeled_images_never_reach_the_state(case):
+  # Batches carry the unlabeled images' true labels for the monitors (pseudo-label accuracy)
+  # only: other labels there must leave every entry of the state as it was.
+  run, states, _ = helpers.first_steps(case)
+  host = run.pipeline.host_batch(0)
+  wrong = dict(host, y_u=(host['y_u'] + 1) % run.dataset.num_classes)
+  jax.tree.map(np.testing.assert_array_equal, _first_step_on(run, wrong), states[0]['method'])
+
+
+# The generative methods keep their labeled path blind to the unlabeled images (no batch
+# statistics across the two), so D's, the Ladder's and M2's weights after a step on other
+# unlabeled images differ only through the unlabeled term: the test of that term these methods
+# get (the classifiers', whose batch norm mixes the two, switch lambda_u off instead:
+# test_consistency.py). Where each keeps the weights its unlabeled term trains:
+UNLABELED_TRAINS = {
+  'improved_gan': ('d', 'params'),
+  'ladder': ('params',),
+  'vae_m2': ('m2', 'params'),
+}
+
+
+@pytest.mark.parametrize('case', UNLABELED_TRAINS)
+def test_unlabeled_images_move_the_weights(case):
+  run, states, _ = helpers.first_steps(case)
+  host = run.pipeline.host_batch(0)
+  other = dict(host, x_u=run.pipeline.host_batch(1)['x_u'])
+  assert not np.array_equal(other['x_u'], host['x_u'])
+  pick = lambda state: jax.tree.leaves(
+    functools.reduce(lambda tree, key: tree[key], UNLABELED_TRAINS[case], state)
+  )
+  moved = [np.abs(a - b).max() for a, b in zip(pick(_first_step_on(run, other)),
+    pick(states[0]['method']))]  # fmt: skip
+  assert max(moved) > 1e-6, 'the unlabeled term must have a gradient'
 
 
 @pytest.mark.parametrize('case', CASES)
