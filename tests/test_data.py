@@ -117,6 +117,8 @@ def test_improved_gan_split_needs_the_whole_mnist(mnist):
     mnist.train_labels)), mnist.test_images, mnist.test_labels)  # fmt: skip
   with pytest.raises(UserError, match='whole MNIST training set only'):
     datasets.labeled_subset(subset, 10, seed=1, recipe='improved_gan')
+  with pytest.raises(UserError, match='60000 images of the original MNIST training file are not'):
+    datasets.labeled_subset(datasets.synthetic('mnist'), 10, seed=1, recipe='improved_gan')
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,10 @@ def test_other_config_in_existing_workdir_is_refused(tmp_path):
   _train(tiny_config('supervised'), tmp_path)
   with pytest.raises(UserError, match='another config.*lr: 0.03 -> 0.1'):
     _train(tiny_config('supervised', lr=0.1), tmp_path)
+  with pytest.raises(
+    UserError, match="another config.*split_recipe: 'per_class' -> 'improved_gan'"
+  ):
+    _train(tiny_config('supervised', split_recipe='improved_gan'), tmp_path)
   # Keys that change how a run reports, not what it computes, may change on resume.
   _train(tiny_config('supervised', log_every=2, eval_batch_size=100, keep_checkpoints=1), tmp_path)
 

@@ -7,7 +7,9 @@ Quick variant, the default run (10 epochs, Polyak horizon matched to it; ~7 min 
   jaxssl train --config=experiments/configs/mnist_improved_gan.py:quick --workdir=runs/quick
 Minimax-GAN ablation: add --config.generator_loss=minimax.
 Each seed draws its own labeled split; the authors' script keeps one (--seed_data=1) under every
-model seed. Their exact split: add --config.split_recipe=improved_gan --config.split_seed=1.
+model seed. Their exact split: add --config.split_recipe=improved_gan --config.split_seed=1 (the
+500 images of the data-dependent init still come from the run's seed; theirs are the first 500
+of the same permutation).
 
 Deviations from the authors' code (openai/improved-gan, train_mnist_feature_matching.py):
 - full: the generator's feature matching sees its own unlabeled batch (their trainx_unl2) drawn

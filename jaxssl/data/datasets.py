@@ -181,4 +181,10 @@ def original_order(ds: Dataset) -> np.ndarray:
   with gzip.open(path) as f:
     raw = np.frombuffer(f.read(), np.uint8, offset=16).reshape(60_000, -1)
   index = {hashlib.sha1(x.tobytes()).digest(): i for i, x in enumerate(ds.train_images)}
-  return np.array([index[hashlib.sha1(x.tobytes()).digest()] for x in raw], np.int64)
+  order = np.array([index.get(hashlib.sha1(x.tobytes()).digest(), -1) for x in raw], np.int64)
+  if (order < 0).any():  # e.g. synthetic images under MNIST's name (jaxssl bench)
+    raise UserError(
+      f'{int((order < 0).sum())} images of the original MNIST training file are not in this '
+      "dataset's training set: split_recipe='improved_gan' needs the real MNIST"
+    )
+  return order

@@ -53,12 +53,15 @@ ax.plot(
   alpha=0.6,
   label='seed 0 (CPU, stopped at 130), Polyak',
 )
-for run in sorted(os.listdir(f'{RESULTS}/gan100')):  # the authors' split (--seed_data=1)
-  if run.startswith('authors_split_s'):
-    epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
-    label = f"seed {run[-1]} on the authors' split (CPU), Polyak"
-    ax.plot(epochs, polyak, 'o-', ms=3, color='tab:purple', label=label)
-    ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color='tab:purple', label='same, raw')
+AUTHORS_SPLIT = ('tab:purple', 'tab:pink', 'tab:brown', 'tab:olive')
+runs = sorted(r for r in os.listdir(f'{RESULTS}/gan100') if r.startswith('authors_split_s'))
+for color, run in zip(AUTHORS_SPLIT, runs):  # the authors' split (their --seed_data=1)
+  config = json.load(open(f'{RESULTS}/gan100/{run}/config.json'))
+  assert config['split_recipe'] == 'improved_gan', run
+  epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
+  label = f"seed {config['seed']}, the authors' split {config['split_seed']}, Polyak"
+  ax.plot(epochs, polyak, 'o-', ms=3, color=color, label=label)
+  ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=color, label=f'seed {config["seed"]}, raw')
 ax.axhspan(93 - 6.5, 93 + 6.5, color='tab:green', alpha=0.25, label='paper: 93 ± 6.5')
 finish(ax, fig, 'Improved-GAN paper recipe, MNIST, 100 labels', 'docs/gan_paper_runs.png')
 
