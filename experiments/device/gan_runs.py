@@ -31,6 +31,8 @@ RUNS = [  # (name, labels_per_class, seed, authors' split or None), what issue 1
   # their split? (Seed 0 on it ran on CPU in the sixteenth sitting: RESULTS.md.)
   ('gan100a_s1', 10, 1, 1),
   ('gan100a_s2', 10, 2, 1),
+  ('gan20a_s0', 2, 0, 1),  # 20 labels (--count=2) on the authors' split too
+  ('gan20a_s1', 2, 1, 1),
   ('gan100_s3', 10, 3, None),  # more seeds: is the paper's ± 6.5 jaxssl's spread too?
   ('gan100_s4', 10, 4, None),
   ('gan20_s0', 2, 0, None),  # ran to epoch 205 on an H100 (2026-11-27), checkpoints lost with it
