@@ -3,6 +3,7 @@ step), TensorBoard events, and PNG image grids (samples/<name>_<step>.png)."""
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,31 @@ class JsonlWriter(metric_writers.MetricWriter):
 
   def write_hparams(self, hparams):
     pass
+
+
+# FixMatch's and MixMatch's tables report the median test error of the last 20 checkpoints (their
+# extract_accuracy scripts); USB's and TorchSSL's the best one, chosen on the test set.
+MEDIAN_OF_LAST = 20
+
+
+def eval_summary(workdir: str) -> dict:
+  """Over the evaluations in DIR/metrics.jsonl: the median test error of the last MEDIAN_OF_LAST
+  and the lowest (with its step), so a run compares with tables of either protocol."""
+  path = Path(workdir) / 'metrics.jsonl'
+  rows = (
+    [json.loads(r) for r in path.read_text().splitlines() if r.strip()] if path.exists() else []
+  )
+  evals = [(r['step'], r['eval/test/error']) for r in rows if 'eval/test/error' in r]
+  if not evals:
+    return {}
+  last = [error for _, error in evals[-MEDIAN_OF_LAST:]]
+  best_step, best = min(evals, key=lambda e: (e[1], e[0]))
+  return {
+    'test_error_median_last': statistics.median(last),
+    'median_of_last': len(last),
+    'test_error_best': best,
+    'best_step': best_step,
+  }
 
 
 def create_writer(workdir: str, resume_step: int, main: bool) -> metric_writers.MetricWriter:

@@ -20,7 +20,7 @@ from jaxssl.checkpoint import Checkpoints, check_source, restore_parts
 from jaxssl.data import datasets
 from jaxssl.data.pipeline import Pipeline, eval_batches
 from jaxssl.errors import Preempted, UserError
-from jaxssl.metrics import create_writer, image_grid
+from jaxssl.metrics import create_writer, eval_summary, image_grid
 
 # Per-image keys of eval metrics: a stream of its own, not the run's seed or sample key.
 EVAL_KEY = lambda: jax.random.fold_in(jax.random.key(0), 0xE7A1)
@@ -398,7 +398,8 @@ def train_and_evaluate(
     writer.close()
   views = 1 + (config.uratio if run.method.unlabeled_views else 0)
   results = _results(run, final, clock, config.batch_size * views)
-  if _is_main():
+  if _is_main():  # its metrics.jsonl holds every evaluation of the run, resumes included
+    results |= eval_summary(str(workdir))
     rundir.write_json(workdir / 'results.json', results)
   return results
 

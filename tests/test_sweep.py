@@ -50,6 +50,17 @@ def _sweep(capsys, workdir, *extra):
   return capsys.readouterr().out
 
 
+def _eval_errors(root, method):
+  """Each seed's test errors (%) at its evaluations, from its metrics.jsonl."""
+  out = []
+  for s in (0, 1):
+    rows = (root / f'{method}_10' / f'seed{s}' / 'metrics.jsonl').read_text().splitlines()
+    out.append(
+      [100 * r['eval/test/error'] for r in map(json.loads, rows) if 'eval/test/error' in r]
+    )
+  return out
+
+
 def test_sweep_runs_each_cell_once_and_reports(capsys, tmp_path):
   first = _sweep(capsys, tmp_path)
   cells = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob('*/seed*'))
@@ -81,6 +92,9 @@ def test_sweep_runs_each_cell_once_and_reports(capsys, tmp_path):
     assert set(row['minutes_by_device']) == {'cpu'}  # wall time is reported per device
     np.testing.assert_allclose(row['error_mean'], np.mean(errors))
     np.testing.assert_allclose(row['error_sd'], np.std(errors, ddof=1))
+    medians = [s['median_last'] for s in row['seeds']]  # of each run's evaluations at steps 2, 4
+    assert all(min(e) <= m <= max(e) for m, e in zip(medians, _eval_errors(tmp_path, method)))
+    np.testing.assert_allclose(row['median_last_mean'], np.mean(medians))
     # The 1-NN baseline of the same two splits: the same for every method.
     np.testing.assert_allclose(
       row['nn_mean'], np.mean([100 * sweep.nearest_neighbour_error('mnist', 1, s) for s in (0, 1)])

@@ -90,6 +90,9 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, method, strong):
   assert [r['step'] for r in rows(tmp_path / 'resumed')] == [1, 2]
   assert rows(tmp_path / 'resumed') == rows(tmp_path / 'straight')
   assert resumed['test_errors'] == straight['test_errors']
+  # results.json's summary of the evaluations in metrics.jsonl (one here, at step 2).
+  assert resumed['median_of_last'] == 1 and resumed['best_step'] == 2
+  assert resumed['test_error_median_last'] == resumed['test_error_best'] == resumed['test_error']
 
 
 @pytest.mark.slow
