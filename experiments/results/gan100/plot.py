@@ -54,12 +54,14 @@ ax.plot(
   label='seed 0 (CPU, stopped at 130), Polyak',
 )
 AUTHORS_SPLIT = ('tab:purple', 'tab:pink', 'tab:brown', 'tab:olive')
+WHERE = {'authors_split_s0': 'CPU'}  # the others ran on an H100 (seventeenth sitting)
 runs = sorted(r for r in os.listdir(f'{RESULTS}/gan100') if r.startswith('authors_split_s'))
 for color, run in zip(AUTHORS_SPLIT, runs):  # the authors' split (their --seed_data=1)
   config = json.load(open(f'{RESULTS}/gan100/{run}/config.json'))
   assert config['split_recipe'] == 'improved_gan', run
   epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
-  label = f"seed {config['seed']}, the authors' split {config['split_seed']}, Polyak"
+  where = WHERE.get(run, 'H100')
+  label = f"seed {config['seed']} ({where}), the authors' split {config['split_seed']}, Polyak"
   ax.plot(epochs, polyak, 'o-', ms=3, color=color, label=label)
   ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=color, label=f'seed {config["seed"]}, raw')
 ax.axhspan(93 - 6.5, 93 + 6.5, color='tab:green', alpha=0.25, label='paper: 93 ± 6.5')

@@ -96,3 +96,25 @@ finish(
   ax, fig, title, 'docs/gan20_long.png', 'test errors of 10,000 (Polyak average)', ncol=3,
   loc='lower left',
 )  # fmt: skip
+
+# 300 epochs on the authors' own split (their --seed_data=1, --count=2: split_recipe=improved_gan,
+# split_seed=1), model seeds 0-2 on an H100 (seventeenth sitting).
+AUTHORS_NN = 5252  # pixel 1-NN on that split
+fig, ax = plt.subplots(figsize=(7.5, 4.4))
+for seed, color in COLORS.items():
+  run = f'authors_split_s{seed}'
+  config = json.load(open(f'{HERE}/{run}/config.json'))
+  assert (config['split_recipe'], config['split_seed'], config['seed']) == ('improved_gan', 1, seed)
+  rows = evaluations(run)
+  epochs = [r['step'] / 600 for r in rows]
+  label = f'seed {seed}, H100 (Polyak)'
+  ax.plot(epochs, [r['eval/test/errors'] for r in rows], 'o-', ms=2, color=color, label=label)
+  ax.plot(epochs, [r['eval/test/raw/errors'] for r in rows], '-', color=color, alpha=0.25, lw=0.8)
+ax.axhline(AUTHORS_NN, color='gray', ls=':', lw=1)
+ax.plot([], [], '-', color='gray', alpha=0.3, label='raw weights')
+ax.set_xlim(0, 300)
+ax.set_ylim(0, 8500)
+title = "Improved-GAN paper recipe, MNIST, 20 labels, the authors' split, 300 epochs"
+finish(
+  ax, fig, title, 'docs/gan20_authors_split.png', 'test errors of 10,000', ncol=2, loc='lower left'
+)
