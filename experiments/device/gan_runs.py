@@ -4,12 +4,14 @@ tar.gz (a device call brings back at most 8 files; checkpoints stay behind).
 usage: gan_runs.py DEADLINE_SECONDS WORKROOT OUT_TAR
 GAN_RUNS=N: the first N of RUNS (priority order). GAN_SPEC=name:labels_per_class:seed[:K],...:
 other runs (K: the Improved-GAN authors' split --seed_data=K, split_recipe=improved_gan).
-GAN_STEPS=N: shorter runs, to try this out. GAN_K=N: steps_per_call. The same WORKROOT
-again (on a machine still warm) resumes the runs from their checkpoints.
+GAN_STEPS=N: shorter runs, to try this out. GAN_K=N: steps_per_call (default 100). The same
+WORKROOT again (on a machine still warm) resumes the runs from their checkpoints.
 Unless GAN_NO_STOP is set, when the run that would finish last is projected past the deadline
 the lowest-priority run still going is stopped (SIGTERM), one stop per 40 s at most, so the
-others get its share. On an H100 three full-recipe runs went ~330 steps/s each, four ~430 each
-(2026-11-27): host-bound, so more side by side (16 cores) should add throughput; not measured."""
+others get its share. On an H100 at 1 step a call three full-recipe runs went ~330 steps/s each,
+four ~430 each (2026-11-27); at 100 steps a call (2026-11-28) four ~440 each, three ~640, two
+~910, one ~1,000: ~1,800-1,900 together whatever the count, so more than four side by side adds
+nothing, and seven starting at once (beside two test processes) logged no step for ~130 s."""
 
 import json
 import os
@@ -26,19 +28,17 @@ deadline_s, root, out_tar = float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 CONFIG = os.environ.get('RUN_CONFIG', 'experiments/configs/mnist_improved_gan.py')
 STEPS = int(os.environ.get('RUN_STEPS', 180_000))
 RUNS = [  # (name, labels_per_class, seed, authors' split or None), what issue 14 lacks first
-  # The authors kept one split (--seed_data=1) under every model seed; jaxssl's seeds 0-2 each
-  # drew their own (95 / 117 / 127 errors at 300 epochs). Is the paper's 93 ± 6.5 reached on
-  # their split? (Seed 0 on it ran on CPU in the sixteenth sitting: RESULTS.md.)
-  ('gan100a_s1', 10, 1, 1),
-  ('gan100a_s2', 10, 2, 1),
-  ('gan20a_s0', 2, 0, 1),  # 20 labels (--count=2) on the authors' split too
-  ('gan20a_s1', 2, 1, 1),
-  ('gan100_s3', 10, 3, None),  # more seeds: is the paper's ± 6.5 jaxssl's spread too?
+  # Done (2026-11-28, H100): model seeds 1 and 2 on the authors' split (--seed_data=1) at 100
+  # labels (94, 97 errors; seed 0 on CPU 98), and seeds 0-2 at 20 labels on it (RESULTS.md).
+  # Left: is jaxssl's per-seed-split spread at 100 labels (95 / 117 / 127) the splits'? More
+  # seeds, each its own split; then the 20-label runs on jaxssl's splits to 300 epochs (from
+  # scratch: the first session's checkpoints at epoch ~205 went with its machine).
+  ('gan100_s3', 10, 3, None),
   ('gan100_s4', 10, 4, None),
-  ('gan20_s0', 2, 0, None),  # ran to epoch 205 on an H100 (2026-11-27), checkpoints lost with it
+  ('gan100_s5', 10, 5, None),
+  ('gan20_s0', 2, 0, None),
   ('gan20_s1', 2, 1, None),
   ('gan20_s2', 2, 2, None),
-  ('gan100_s5', 10, 5, None),
 ]
 if os.environ.get('GAN_SPEC'):  # e.g. gan100_s3:10:3,gan100a_s1:10:1:1
   RUNS = [
@@ -61,7 +61,8 @@ for name, lpc, seed, split in RUNS:
     f'--config.labels_per_class={lpc}',
     f'--config.seed={seed}',
     '--config.eval_every=3000',
-    f'--config.steps_per_call={os.environ.get("GAN_K", 1)}',  # e.g. 100: a call per log step
+    # 100 (a call per log step): one run alone ~1,000 steps/s on an H100 against ~330 at 1
+    f'--config.steps_per_call={os.environ.get("GAN_K", 100)}',
     *os.environ.get('RUN_ARGS', '').split(),
   ]
   if split is not None:
