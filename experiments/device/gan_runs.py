@@ -72,7 +72,7 @@ for name, lpc, seed, split in RUNS:
     cmd += [f'--config.num_steps={n}', f'--config.checkpoint_every={n}']
   log = open(root / f'{name}.log', 'w')
   procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-steps_total = int(os.environ.get('GAN_STEPS', STEPS))
+steps_total = int(os.environ.get('GAN_STEPS') or STEPS)
 
 
 def last_step(name):

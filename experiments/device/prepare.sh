@@ -20,12 +20,6 @@ $PY -m pip download -q $P -d .kit clu==$(version clu) ml_collections==$(version 
   dm_pix==$(version dm_pix)
 $PY -m pip download -q $P -d .kit/fallback flax==$(version flax) optax==$(version optax) \
   chex==$(version chex) orbax-checkpoint==$(version orbax-checkpoint)
-# The M1 that every M2 seed reuses (RESULTS.md: M1+M2), its latest checkpoint only (~15 MB).
-if [ -d runs/m1/m1/checkpoints ]; then
-  last=$(ls runs/m1/m1/checkpoints | sort -n | tail -n 1)
-  rm -rf .kit/m1 && mkdir -p .kit/m1/checkpoints
-  cp runs/m1/m1/config.json .kit/m1/ && cp -r runs/m1/m1/checkpoints/$last .kit/m1/checkpoints/
-fi
 # Each method's first 3 steps on this CPU (~3 min on 2 cores).
 FP_WRITE=.kit/fp_cpu.json $PY -m pytest --noconftest -q -p no:cacheprovider \
   experiments/device/test_fp.py
