@@ -173,7 +173,9 @@ def run_bench(config, steps: int = 50, warmup: int = 5, data: str = 'synthetic')
   labeled = cfg.batch_size
   unlabeled = labeled * cfg.uratio if run.method.unlabeled_views else 0
   total = labeled + unlabeled
-  forwarded = labeled + unlabeled * len(run.method.unlabeled_views)  # FixMatch: 64 + 2·448
+  # FixMatch: 64 + 2·448. One pass per view drawn: VAT's, Mean Teacher's, (Re)MixMatch's further
+  # passes over the same images count as the rest (README: backbone_fraction a lower bound).
+  forwarded = labeled + unlabeled * len(run.method.unlabeled_views)
   memory, memory_kind = _peak_memory()
   device = jax.devices()[0].device_kind
   dtype = cfg.get('compute_dtype', 'float32')
