@@ -9,8 +9,8 @@ WORKROOT again (on a machine still warm) resumes the runs from their checkpoints
 Unless GAN_NO_STOP is set, when the run that would finish last is projected past the deadline
 the lowest-priority run still going is stopped (SIGTERM), one stop per 40 s at most, so the
 others get its share. On an H100 at 1 step a call three full-recipe runs went ~330 steps/s each,
-four ~430 each (2026-11-27); at 100 steps a call (2026-11-28) four ~440 each, three ~640, two
-~910, one ~1,000: ~1,800-1,900 together whatever the count, so more than four side by side adds
+four ~430 each (2026-11-27); at 100 steps a call (2026-11-28) four ~440-470 each, three ~640,
+two ~950, one ~1,930: ~1,850-1,950 together whatever the count, so more side by side adds
 nothing, and seven starting at once (beside two test processes) logged no step for ~130 s."""
 
 import json
@@ -61,7 +61,7 @@ for name, lpc, seed, split in RUNS:
     f'--config.labels_per_class={lpc}',
     f'--config.seed={seed}',
     '--config.eval_every=3000',
-    # 100 (a call per log step): one run alone ~1,000 steps/s on an H100 against ~330 at 1
+    # 100 (a call per log step): one run alone ~1,930 steps/s on an H100 against ~330 at 1
     f'--config.steps_per_call={os.environ.get("GAN_K", 100)}',
     *os.environ.get('RUN_ARGS', '').split(),
   ]

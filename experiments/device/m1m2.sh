@@ -3,8 +3,8 @@
 # authors' M2 phase (`m2_on_m1_paper`: 3,000 epochs at a constant 3e-4, 360,000 steps) for three
 # seeds side by side on it, as the authors reused one M1. M1 no longer comes from this machine's
 # runs/: no session's runs/ outlives it. Both phases resume from their workdirs while the
-# machine is warm (run this again with a new DEADLINE). About 1,000 steps/s for one GAN run
-# alone at 100 steps a call (2026-11-28); M2's speed there is not known.
+# machine is warm (run this again with a new DEADLINE). About 1,930 steps/s for one GAN run
+# alone at 100 steps a call, ~640 each for three (2026-11-28); M2's speed there is not known.
 #   bash experiments/device/m1m2.sh   (DEADLINE=seconds for the M2 runs; M1_STEPS / M2_STEPS for
 #   a short try, e.g. M1_STEPS=300 M2_STEPS=600 on a CPU)
 O=${OUT:-/tmp/out}; mkdir -p $O
