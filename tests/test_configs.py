@@ -44,6 +44,17 @@ def test_config_resolves(name, variant):
   resolve(module.get_config(variant))
 
 
+@pytest.mark.parametrize('name', ['mnist_improved_gan', 'mnist_ladder'])
+def test_mlp_recipes_take_100_steps_a_call_off_cpu_only(name, monkeypatch):
+  # A GPU's step of these MLPs is bound by the host; on CPU the recorded runs' commands must
+  # still repeat them bit for bit, so one step a call there.
+  module = __import__(f'experiments.configs.{name}', fromlist=['get_config'])
+  assert resolve(module.get_config()).steps_per_call == 1
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert resolve(module.get_config()).steps_per_call == 100
+  assert resolve(mnist_ssl.get_config('fixmatch,10')).steps_per_call == 1  # conv steps: as ever
+
+
 def test_mnist_ssl_labels_and_fixmatch_recipe():
   assert resolve(mnist_ssl.get_config('fixmatch,10')).labels_per_class == 1
   config = resolve(fixmatch_reference.get_config('cifar10,40'))

@@ -26,9 +26,11 @@ Deviations from the authors' code (openai/improved-gan, train_mnist_feature_matc
   (2026-11-26, one machine).
 - Polyak average bias-corrected (theirs starts at zero, disc_param_avg = 0·p); equal after
   ~5/(1-decay) steps, i.e. from epoch ~80 of 300.
+On a GPU or TPU, 100 steps a compiled call (`steps_per_call`; 1 on CPU): the same numbers to float
+rounding, ~6x faster for one run on an H100.
 """
 
-from jaxssl.config import base_config
+from jaxssl.config import base_config, small_model_steps_per_call
 
 
 def get_config(variant: str = 'full'):
@@ -48,6 +50,7 @@ def get_config(variant: str = 'full'):
   config.eval_every = steps_per_epoch * (10 if variant == 'full' else 1)
   config.checkpoint_every = steps_per_epoch * (10 if variant == 'full' else 1)
   config.log_every = 100
+  config.steps_per_call = small_model_steps_per_call()
   if variant == 'quick':
     # The paper's 0.9999 averages over ~17 epochs: longer than this whole run. A 200-step horizon
     # beats 1,000 steps and the raw weights at step 6,000 (docstring).
