@@ -33,6 +33,10 @@ def runs(paths):
       if config.get('stacked'):  # an M1-only run has no classifier to average with the others
         variant = 'M1 only' if config.get('m1_fraction') == 1 else 'M1+M2'
         variant += ' (M1 reused)' if config.get('init_from') else ''
+      if config.get('split_seed', -1) >= 0:  # one labeled split under every seed: not averaged
+        recipe = config.get('split_recipe', 'per_class')  # with runs that each drew their own
+        name = "the authors' split" if recipe == 'improved_gan' else 'split'
+        variant = f'{variant}, {name} {config["split_seed"]}'.lstrip(', ')
 
       yield json.loads(path.read_text()), variant
 

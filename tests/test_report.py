@@ -41,6 +41,17 @@ def test_report_lists_runs_and_averages_over_seeds(tmp_path, capsys):
   assert out.count('% ± ') == 1
 
 
+def test_report_keeps_runs_on_one_fixed_split_apart(tmp_path, capsys):
+  _run(tmp_path, 'a', 0, 200, stacked=False)
+  _run(tmp_path, 'b', 1, 400, stacked=False)
+  _run(tmp_path, 'c', 0, 100, stacked=False, split_recipe='improved_gan', split_seed=1)
+  _run(tmp_path, 'd', 1, 300, stacked=False, split_recipe='improved_gan', split_seed=1)
+  report.main([str(tmp_path)])
+  out = capsys.readouterr().out
+  assert '| vae_m2 |  | 100 | 500 | 2 | 3.00 % ± 1.41 |' in out
+  assert "| vae_m2 | the authors' split 1 | 100 | 500 | 2 | 2.00 % ± 1.41 |" in out
+
+
 def test_curves_continue_the_wall_clock_of_a_resumed_run_and_draw_a_png(tmp_path):
   from experiments import curves
 
