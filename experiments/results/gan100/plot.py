@@ -1,8 +1,9 @@
 """The paper-length Improved-GAN figures (RESULTS.md): python experiments/results/gan100/plot.py
 
-docs/gan_paper_runs.png, 100 labels: seeds 1 and 2 (CPU) and seed 0 (H100) from their committed
-logs, the runs on the authors' own split (authors_split_sS), and the earlier CPU run of seed 0
-(authors' G init, eighth sitting) from the test errors RESULTS.md quotes (its log was not kept).
+docs/gan_paper_runs.png, 100 labels: seeds 1, 2 and 3 (CPU; seed 3 to epoch ~270) and seed 0
+(H100) from their committed logs, the runs on the authors' own split (authors_split_sS), and the
+earlier CPU run of seed 0 (authors' G init, eighth sitting) from the test errors RESULTS.md
+quotes (its log was not kept).
 docs/gan1000.png, 1,000 labels: seeds 0-2 (H100), the CPU runs of the same seeds to epoch 10 and
 the labeled-only baselines, where their logs are committed."""
 
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 RESULTS = 'experiments/results'
 SEED0_CPU = {10: 1225, 20: 475, 40: 264, 60: 244, 80: 236, 100: 230, 130: 233}
-COLORS = ('tab:gray', 'tab:blue', 'tab:orange')
+COLORS = ('tab:gray', 'tab:blue', 'tab:orange', 'tab:red')
 
 
 def evaluations(path):
@@ -39,7 +40,9 @@ def finish(ax, fig, title, path):
 
 
 fig, ax = plt.subplots(figsize=(7, 4))
-for seed, run in ((1, 's1'), (2, 's2'), (0, 'gpu_s0')):
+for seed, run in ((1, 's1'), (2, 's2'), (0, 'gpu_s0'), (3, 's3')):
+  if not os.path.exists(f'{RESULTS}/gan100/{run}/metrics.jsonl'):
+    continue
   epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
   where = 'H100' if run.startswith('gpu') else 'CPU'
   ax.plot(epochs, polyak, 'o-', ms=3, color=COLORS[seed], label=f'seed {seed} ({where}), Polyak')
