@@ -36,7 +36,7 @@ def runs(paths):
       if config.get('split_seed', -1) >= 0:  # one labeled split under every seed: not averaged
         recipe = config.get('split_recipe', 'per_class')  # with runs that each drew their own
         name = "the authors' split" if recipe == 'improved_gan' else 'split'
-        variant = f'{variant}, {name} {config["split_seed"]}'.lstrip(', ')
+        variant = ', '.join(filter(None, [variant, f'{name} {config["split_seed"]}']))
 
       yield json.loads(path.read_text()), variant
 

@@ -6,6 +6,7 @@ Experiment files under experiments/configs/ start from `base_config(method)` and
 import difflib
 import json
 
+import jax
 import ml_collections
 
 from jaxssl import methods
@@ -79,8 +80,6 @@ def small_model_steps_per_call() -> int:
   step of these models is bound by the host (one paper-length GAN run on an H100: ~330 steps/s
   at 1 a call, ~1,930 at 100; RESULTS.md), and 1 on CPU, where 100 gains little and the recorded
   CPU runs used 1 (so their commands still repeat them bit for bit)."""
-  import jax
-
   return 1 if jax.default_backend() == 'cpu' else 100
 
 
