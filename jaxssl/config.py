@@ -35,6 +35,8 @@ COMMON = dict(
   # a call go faster. Calls end at every log, eval and checkpoint step. Results equal one step a
   # call within float rounding (another program), so it may change when a run resumes. Each
   # distinct call length compiles once; the input queue holds up to 3 calls' batches.
+  # 0 = auto: ACCELERATOR_STEPS_PER_CALL on a GPU or TPU, 1 on CPU, decided when the run is built
+  # (after jax.distributed.initialize, which must come before anything asks for the backend).
   steps_per_call=1,
   keep_checkpoints=3,
   eval_batch_size=1000,
@@ -67,20 +69,23 @@ POSITIVE = (
   'log_every',
   'eval_every',
   'checkpoint_every',
-  'steps_per_call',
   'keep_checkpoints',
   'eval_batch_size',
   'num_samples',
   'init_examples',
 )
+ACCELERATOR_STEPS_PER_CALL = 100
 
 
-def small_model_steps_per_call() -> int:
-  """steps_per_call for the MNIST MLP recipes (Improved-GAN, Ladder): 100 on a GPU or TPU, whose
-  step of these models is bound by the host (one paper-length GAN run on an H100: ~330 steps/s
-  at 1 a call, ~1,930 at 100; RESULTS.md), and 1 on CPU, where 100 gains little and the recorded
-  CPU runs used 1 (so their commands still repeat them bit for bit)."""
-  return 1 if jax.default_backend() == 'cpu' else 100
+def steps_per_call(config) -> int:
+  """config.steps_per_call with 0 (auto) decided by the backend: ACCELERATOR_STEPS_PER_CALL on a
+  GPU or TPU, where a small model's step is bound by the host (one paper-length GAN run on an
+  H100: ~330 steps/s at 1 a call, ~1,930 at 100; RESULTS.md), and 1 on CPU, where more gains
+  little and the recorded CPU runs used 1 (so their commands still repeat them bit for bit).
+  Asks for the backend, so call it only once jax.distributed is up."""
+  if config.steps_per_call:
+    return config.steps_per_call
+  return 1 if jax.default_backend() == 'cpu' else ACCELERATOR_STEPS_PER_CALL
 
 
 def base_config(method: str) -> ml_collections.ConfigDict:
@@ -116,6 +121,10 @@ def resolve(config) -> ml_collections.ConfigDict:
   for key in POSITIVE:
     if resolved[key] <= 0:
       raise UserError(f'config key {key!r} must be positive, got {resolved[key]}')
+  if resolved['steps_per_call'] < 0:
+    raise UserError(
+      f'config key steps_per_call must be positive or 0 (auto), got {resolved["steps_per_call"]}'
+    )
   if resolved['split_recipe'] not in SPLIT_RECIPES:
     raise UserError(
       f'split_recipe must be one of {", ".join(SPLIT_RECIPES)}, got {resolved["split_recipe"]!r}'

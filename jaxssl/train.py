@@ -82,6 +82,10 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   if (ds.image_shape, ds.num_classes, ds.num_unlabeled) != known:
     method = make(ds.image_shape, ds.num_classes, ds.num_unlabeled)
   mesh = mesh if mesh is not None else parallel.make_mesh()
+  if not config.steps_per_call:  # auto: decided here, where the backend is up
+    config = config_lib.resolve(
+      {**config.to_dict(), 'steps_per_call': config_lib.steps_per_call(config)}
+    )
   pipeline = Pipeline(ds, config, mesh, unlabeled=bool(method.unlabeled_views))
   rep, sharded = parallel.replicated(mesh), parallel.batch_sharding(mesh)
   init_rng = np.random.default_rng([config.seed, 1])

@@ -13,9 +13,11 @@ from experiments.configs import (
   mnist_vae_m2,
   usb_reference,
 )
+from jaxssl import config as config_lib
 from jaxssl import parallel
 from jaxssl.config import resolve
 from jaxssl.data import datasets
+from jaxssl.errors import UserError
 from jaxssl.train import build
 
 VARIANTS = {
@@ -47,12 +49,22 @@ def test_config_resolves(name, variant):
 @pytest.mark.parametrize('name', ['mnist_improved_gan', 'mnist_ladder'])
 def test_mlp_recipes_take_100_steps_a_call_off_cpu_only(name, monkeypatch):
   # A GPU's step of these MLPs is bound by the host; on CPU the recorded runs' commands must
-  # still repeat them bit for bit, so one step a call there.
+  # still repeat them bit for bit, so one step a call there. The config itself must not ask for
+  # the backend: a multi-process run loads it before jax.distributed.initialize.
   module = __import__(f'experiments.configs.{name}', fromlist=['get_config'])
-  assert resolve(module.get_config()).steps_per_call == 1
+  asked = []
+  monkeypatch.setattr(jax, 'default_backend', lambda: asked.append(1) or 'cpu')
+  config = resolve(module.get_config())
+  assert config.steps_per_call == 0 and not asked
+  assert config_lib.steps_per_call(config) == 1 and asked
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
-  assert resolve(module.get_config()).steps_per_call == 100
-  assert resolve(mnist_ssl.get_config('fixmatch,10')).steps_per_call == 1  # conv steps: as ever
+  assert config_lib.steps_per_call(config) == 100
+  assert config_lib.steps_per_call(resolve(mnist_ssl.get_config('fixmatch,10'))) == 1
+  with pytest.raises(UserError, match='steps_per_call must be positive or 0'):
+    resolve({**config.to_dict(), 'steps_per_call': -1})
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'cpu')
+  short = {**config.to_dict(), 'num_steps': 10, 'init_examples': 100, 'batch_size': 96}
+  assert build(short, dataset=_shaped_like('mnist')).config.steps_per_call == 1  # decided here
 
 
 def test_mnist_ssl_labels_and_fixmatch_recipe():

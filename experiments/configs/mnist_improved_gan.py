@@ -30,7 +30,7 @@ On a GPU or TPU, 100 steps a compiled call (`steps_per_call`; 1 on CPU): the sam
 rounding, ~6x faster for one run on an H100.
 """
 
-from jaxssl.config import base_config, small_model_steps_per_call
+from jaxssl.config import base_config
 
 
 def get_config(variant: str = 'full'):
@@ -50,7 +50,7 @@ def get_config(variant: str = 'full'):
   config.eval_every = steps_per_epoch * (10 if variant == 'full' else 1)
   config.checkpoint_every = steps_per_epoch * (10 if variant == 'full' else 1)
   config.log_every = 100
-  config.steps_per_call = small_model_steps_per_call()
+  config.steps_per_call = 0  # auto: 100 on a GPU or TPU, 1 on CPU
   if variant == 'quick':
     # The paper's 0.9999 averages over ~17 epochs: longer than this whole run. A 200-step horizon
     # beats 1,000 steps and the raw weights at step 6,000 (docstring).

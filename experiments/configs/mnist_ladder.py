@@ -11,7 +11,7 @@ call (`steps_per_call`; 1 on CPU): the same numbers to float rounding, faster wh
 bounds the step.
 """
 
-from jaxssl.config import base_config, small_model_steps_per_call
+from jaxssl.config import base_config
 
 VARIANTS = {'100': (10, 150), '1000': (100, 150), 'quick': (10, 15)}
 
@@ -27,5 +27,5 @@ def get_config(variant: str = '100'):
   steps_per_epoch = 60_000 // config.batch_size
   config.num_steps = epochs * steps_per_epoch
   config.eval_every = config.checkpoint_every = steps_per_epoch * (1 if variant == 'quick' else 10)
-  config.steps_per_call = small_model_steps_per_call()
+  config.steps_per_call = 0  # auto: 100 on a GPU or TPU, 1 on CPU
   return config
