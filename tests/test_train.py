@@ -14,7 +14,7 @@ import pytest
 
 from experiments.configs import mnist_supervised
 from jaxssl import config as config_lib
-from jaxssl import parallel, train
+from jaxssl import loop, parallel, train
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.cli import main
 from jaxssl.data import datasets
@@ -424,7 +424,7 @@ def test_call_plan_ends_a_call_at_every_log_eval_and_checkpoint_step():
       'supervised', num_steps=47, log_every=13, eval_every=20, checkpoint_every=6, steps_per_call=5
     )
   )
-  plan = train.call_plan(config, 0)
+  plan = loop.call_plan(config, 0)
   assert plan[:6] == [(0, 5), (5, 1), (6, 5), (11, 1), (12, 1), (13, 5)]
   ends = [s + n for s, n in plan]
   assert [s for s, _ in plan] == [0, *ends[:-1]] and ends[-1] == 47  # every step once, in order
@@ -433,9 +433,9 @@ def test_call_plan_ends_a_call_at_every_log_eval_and_checkpoint_step():
     assert set(range(every, 47, every)) <= set(ends)
   # A resume starts at a call's end and calls as the uninterrupted run did from there on.
   for i, end in enumerate(ends[:-1]):
-    assert train.call_plan(config, end) == plan[i + 1 :]
+    assert loop.call_plan(config, end) == plan[i + 1 :]
   one = config_lib.resolve({**config.to_dict(), 'steps_per_call': 1})
-  assert train.call_plan(one, 0) == [(s, 1) for s in range(47)]
+  assert loop.call_plan(one, 0) == [(s, 1) for s in range(47)]
 
 
 def test_several_steps_a_call_train_as_one_step_a_call(tmp_path):
