@@ -26,9 +26,8 @@ from jaxssl.methods import DataSpec, Method
 from jaxssl.models.vae import (
   M1,
   M2,
-  bernoulli_log_prob,
-  gaussian_kl,
   labeled_bound,
+  m1_bound,
   unlabeled_bound,
 )
 
@@ -113,12 +112,6 @@ def make(config, data: DataSpec) -> Method:
     if config.m1_sample:
       mean = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
     return mean * keep
-
-  def m1_bound(model, x, eps):
-    """Per image: KL(q(z1|x) || p(z1)) - log p(x|z1), one z1 from eps."""
-    mean, log_var = model.encoder(x)
-    z = mean + jnp.exp(0.5 * log_var) * eps
-    return gaussian_kl(mean, log_var) - bernoulli_log_prob(model.decoder(z), x)
 
   def m1_step(state, batch, key, step):
     k_bin, k_z = jax.random.split(key)

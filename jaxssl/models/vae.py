@@ -72,6 +72,13 @@ def gaussian_log_prob(mean, log_var, x, mask=None):
   return jnp.sum(per_unit if mask is None else per_unit * mask, -1)
 
 
+def m1_bound(model: M1, x, eps):
+  """Per image: KL(q(z1|x) || p(z1)) - log p(x|z1), one z1 = mean + std * eps."""
+  mean, log_var = model.encoder(x)
+  z = mean + jnp.exp(0.5 * log_var) * eps
+  return gaussian_kl(mean, log_var) - bernoulli_log_prob(model.decoder(z), x)
+
+
 def labeled_bound(model: M2, x, y_onehot, eps, gaussian_x: bool, mask=None):
   """L(x, y) = -E_q(z|x,y)[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)].
 
