@@ -144,6 +144,8 @@ def methods_table() -> str:
 
 def config_table(config) -> str:
   """Every resolved key = value, and the default where the config changed it."""
+  import jax
+
   from jaxssl import config as config_lib
 
   resolved = config_lib.resolve(config)
@@ -154,6 +156,8 @@ def config_table(config) -> str:
     value, default = resolved[key], defaults[key]
     same = (list(value), list(default)) if isinstance(value, tuple | list) else (value, default)
     note = '' if same[0] == same[1] else f'  (default: {default!r})'
+    if key == 'steps_per_call' and value == 0:  # no processes to wait for here
+      note += f'  (auto: {config_lib.steps_per_call(resolved)} on {jax.default_backend()})'
     lines.append(f'{key:<{width}} = {value!r}{note}')
   return '\n'.join(lines)
 

@@ -46,3 +46,11 @@ def test_config_prints_every_key_and_the_defaults_it_changes(capsys):
   assert rows['lr'] == '0.1  (default: 0.03)'
   assert rows['threshold'] == '0.95'  # the method's default: no note
   assert rows['labels_per_class'] == '1  (default: 10)'
+  gan = dict(
+    re.findall(
+      r'^(\w+) += (.*)$',
+      _out(capsys, 'config', f'--config={CONFIGS / "mnist_improved_gan.py"}'),
+      re.M,
+    )
+  )
+  assert gan['steps_per_call'] == '0  (default: 1)  (auto: 1 on cpu)'  # what a run here takes
