@@ -14,6 +14,9 @@ one deviation for runs that see the pool only a few times (`threshold_warmup`):
 - 'seen' (default): #unused counts only examples drawn at least once. It equals 'pool' from the
   first full pass on, so long runs are unchanged.
 - 'off': no warm-up.
+TorchSSL/USB also skip the threshold update while one label holds every example
+(`max(counter) < N`); here β follows the counts then too. The two differ only if every example
+of the pool is confidently one class (all unused at the start gives β = 0 in both).
 """
 
 import jax

@@ -4,7 +4,9 @@ Soft targets softmax(logits_weak / T) with T = 0.4, used only where the weak pre
 confidence is at least 0.8, are the cross-entropy (KL up to a constant) targets of the strongly
 augmented view; λu = 1. FixMatch's optional distribution alignment applies before both. Optional
 training-signal annealing (TSA) drops labeled examples the model
-already predicts with probability above η_t = α_t(1 − 1/K) + 1/K. Values as USB's UDA config.
+already predicts with probability above η_t = α_t(1 − 1/K) + 1/K, and averages the labeled loss
+over the examples it keeps, as the authors' code does (google-research/uda: the masked sum over
+max(Σ mask, 1)); USB's UDA averages over the whole batch. Values as USB's UDA config.
 """
 
 import jax
