@@ -57,7 +57,7 @@ ax.plot(
   label='seed 0 (CPU, stopped at 130), Polyak',
 )
 AUTHORS_SPLIT = ('tab:purple', 'tab:pink', 'tab:brown', 'tab:olive')
-WHERE = {'authors_split_s0': 'CPU'}  # the others ran on an H100 (seventeenth sitting)
+WHERE = {'authors_split_s0': 'CPU', 'authors_split_s3': 'CPU'}  # s1, s2: an H100
 runs = sorted(r for r in os.listdir(f'{RESULTS}/gan100') if r.startswith('authors_split_s'))
 for color, run in zip(AUTHORS_SPLIT, runs):  # the authors' split (their --seed_data=1)
   config = json.load(open(f'{RESULTS}/gan100/{run}/config.json'))
