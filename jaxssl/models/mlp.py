@@ -3,7 +3,6 @@
 import math
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from jaxssl.models.layers import BatchNorm, WNDense, gaussian_noise, noise_keys, normal_init
@@ -103,13 +102,9 @@ class Generator(nnx.Module):
       eps=1e-6,
     )
     self.out_shape = tuple(out_shape)
-    self.z_dim = z_dim
 
   def __call__(self, z: jax.Array) -> jax.Array:
     h = z
     for dense, norm in zip(self.dense, self.norm):
       h = jax.nn.softplus(norm(dense(h)))
     return jax.nn.sigmoid(self.out(h)).reshape(z.shape[0], *self.out_shape)
-
-  def sample_z(self, key: jax.Array, n: int) -> jax.Array:
-    return jax.random.uniform(key, (n, self.z_dim), jnp.float32)
