@@ -14,17 +14,13 @@ import numpy as np
 from clu import periodic_actions
 from tqdm import tqdm
 
-from jaxssl import rundir
+from jaxssl import parallel, rundir
 from jaxssl.checkpoint import Checkpoints
 from jaxssl.errors import Preempted, UserError
 from jaxssl.metrics import image_grid
 
 if TYPE_CHECKING:  # train imports this module
   from jaxssl.train import Run
-
-
-def _is_main() -> bool:
-  return jax.process_index() == 0
 
 
 @dataclasses.dataclass
@@ -59,7 +55,7 @@ def _check_finite(row: dict, step: int, ckpts: Checkpoints) -> None:
 def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
   """Test errors of every predictor (and a sample grid), reported beside the progress bar."""
   row = run.evaluate(state)
-  if run.sample is not None and _is_main():
+  if run.sample is not None and parallel.is_main():
     writer.write_images(
       step, {'samples': image_grid(np.asarray(jax.device_get(run.sample(state))))}
     )

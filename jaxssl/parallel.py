@@ -26,6 +26,11 @@ def replicated(mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def is_main() -> bool:
+  """This process writes the run's files and prints its results (process 0 of a multi-host run)."""
+  return jax.process_index() == 0
+
+
 def check_divisible(n: int, what: str, mesh) -> None:
   if n % mesh.size:
     raise UserError(f'{what}={n} must be divisible by the number of devices ({mesh.size})')

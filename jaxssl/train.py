@@ -159,10 +159,6 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
   )
 
 
-def _is_main() -> bool:
-  return jax.process_index() == 0
-
-
 def _resume(run: Run, ckpts: Checkpoints) -> tuple[Any, dict]:
   """(state, meta) of the latest checkpoint, or of a fresh init; the data position is checked."""
   latest = ckpts.latest_step()
@@ -228,7 +224,7 @@ def train_and_evaluate(
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     rundir.check_config(workdir, config)
-    if _is_main():  # before any compute: an unwritable workdir fails here, in a second
+    if parallel.is_main():  # before any compute: an unwritable workdir fails here, in a second
       rundir.write_text(workdir / 'config.json', config_lib.to_json(config) + '\n')
   except OSError as e:
     raise rundir.error(workdir, e) from None
@@ -242,7 +238,7 @@ def train_and_evaluate(
   ckpts = Checkpoints(workdir, config.keep_checkpoints)
   state, meta = _resume(run, ckpts)
   clock = loop.Clock(wall_before=meta['wall_seconds'], start=t0)
-  writer = create_writer(str(workdir), int(state['step']), _is_main())
+  writer = create_writer(str(workdir), int(state['step']), parallel.is_main())
   try:
     if int(state['step']) < config.num_steps:
       with rundir.StopSignal() as stop:
@@ -259,7 +255,7 @@ def train_and_evaluate(
     writer.close()
   views = 1 + (config.uratio if run.method.unlabeled_views else 0)
   results = _results(run, final, clock, config.batch_size * views)
-  if _is_main():  # its metrics.jsonl holds every evaluation of the run, resumes included
+  if parallel.is_main():  # its metrics.jsonl holds every evaluation of the run, resumes included
     results |= eval_summary(str(workdir))
     rundir.write_json(workdir / 'results.json', results)
   return results

@@ -1,6 +1,6 @@
 """The paper-length Improved-GAN figures (RESULTS.md): python experiments/results/gan100/plot.py
 
-docs/gan_paper_runs.png, 100 labels: seeds 1, 2 and 3 (CPU; seed 3 to epoch ~270) and seed 0
+docs/gan_paper_runs.png, 100 labels: seeds 1, 2 and 3 (CPU) and seed 0
 (H100) from their committed logs, the runs on the authors' own split (authors_split_sS), and the
 earlier CPU run of seed 0 (authors' G init, eighth sitting) from the test errors RESULTS.md
 quotes (its log was not kept).
