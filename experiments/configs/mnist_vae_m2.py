@@ -13,8 +13,15 @@ An epoch is one pass over the 60,000 unlabeled images: 120 steps.
 
 `m1m2` is the authors' run_2layer_ssl.py for 100 labels: M1 50-500-500, M2 with one hidden layer of
 300 on M1's kept units, Adam 3e-4, 3000 M2 epochs (their M1 is a separate "longrun"; 300 epochs
-here; their M1 minibatch is 1,000 images, here the step's 500 unlabeled ones). Their Gaussian
-weight priors (sd 100 on M1, sd 1 on M2 and q(y|x)) are left out. `m1m2_cpu` compresses it to what
+here; their M1 minibatch is 1,000 images, here the step's 500 unlabeled ones). Their weight
+priors are left out: M1's is a weight decay of n_batch/n_train = 0.02 on every parameter, added to
+the summed batch gradient (gpulearn_z_x.py; the `prior_sd=100` of GPUVAE_Z_X.py is never used), and
+M2's and q(y|x)'s are N(0, 1). Smaller differences from their code, none expected to matter: their
+Adam has no bias correction (its first ~3,000 steps take up to ~3x larger steps); they train on
+the 50,000-image split with the labeled images left out of the unlabeled pool (here all 60,000);
+their M2 and q(y|x) start with zero output and log-variance biases (here every M2 parameter is
+N(0, init_scale^2)); they draw z2's noise per class for an unlabeled image (here shared across the
+enumerated classes; both unbiased). `m1m2_cpu` compresses it to what
 a 2-core CPU runs in about 40 minutes: 150 M1 epochs and 300 M2 epochs, both at lr 1e-3, M2's
 decaying linearly to 0 over its last third. `m1` trains only M1 (300 epochs at 1e-3; its test
 error is meaningless, its test bound is `eval/test/m1/negative_bound`), and `m2_on_m1` is
