@@ -15,6 +15,7 @@ network's, not a batch-composition artefact. Only the labeled pass updates the r
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxssl import core
 from jaxssl.methods import DataSpec, Method
@@ -41,8 +42,10 @@ def _unit(d):
 
 def kl_divergence(target_logits, logits) -> jax.Array:
   """Per-example KL(softmax(target) ‖ softmax(logits))."""
-  p = jax.nn.softmax(target_logits)
-  return jnp.sum(p * (jax.nn.log_softmax(target_logits) - jax.nn.log_softmax(logits)), -1)
+  log_softmax = jax.nn.log_softmax
+  return optax.losses.kl_divergence_with_log_targets(
+    log_softmax(logits), log_softmax(target_logits)
+  )
 
 
 def adversarial_perturbation(logits_fn, x, logits, key, *, xi: float, eps: float, iterations: int):
