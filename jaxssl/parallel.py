@@ -13,8 +13,9 @@ from jaxssl.errors import UserError
 
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """The ("data",) mesh over `devices` (all of them by default), in jax.make_mesh's order."""
   devices = devices if devices is not None else jax.devices()
-  return jax.sharding.Mesh(np.asarray(devices), ('data',), axis_types=(AxisType.Auto,))
+  return jax.make_mesh((len(devices),), ('data',), (AxisType.Auto,), devices=devices)
 
 
 def batch_sharding(mesh, leading: int = 0) -> NamedSharding:
