@@ -101,6 +101,18 @@ def optimized(run, state, batch):
   return run.train_step.lower(state, batch).compile({'xla_backend_optimization_level': 2})
 
 
+def error_after_training(config, steps: int, dataset=None) -> float:
+  """Trains `config` for `steps` steps on one device (MNIST unless `dataset`), the step compiled
+  at XLA -O2 (the suite's -O0 would make runs of hundreds of steps take minutes), and returns
+  the test error."""
+  run = build_small(config, dataset=dataset or mnist())
+  state, step = run.init(), None
+  for batch in run.pipeline.iterate(0, steps):
+    step = step or optimized(run, state, batch)
+    state, _ = step(state, batch)
+  return run.evaluate(state)['eval/test/error']
+
+
 @functools.cache
 def first_steps(case: str, n: int = 3, **overrides):
   """(run, host states after each of n steps, host metrics of each step) of `case`, a method or

@@ -125,7 +125,7 @@ def test_stacked_m1_m2_trains_m1_then_m2(m1_sample):
   assert run.sample(state).shape == (10, 28, 28, 1)  # one row of the grid per class
 
 
-def _ladder(noise=0.0):
+def _ladder():
   return Ladder((6, 5, 4, 3), rngs=nnx.Rngs(0))
 
 

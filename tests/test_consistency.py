@@ -545,12 +545,7 @@ def _train_on_digit_subset(method: str, steps: int) -> float:
     bn_momentum=0.9,
     ema_decay=0.9,
   )
-  run = helpers.build_small(config, dataset=helpers.small(3000, 1000))
-  state, step = run.init(), None
-  for batch in run.pipeline.iterate(0, steps):
-    step = step or helpers.optimized(run, state, batch)
-    state, _ = step(state, batch)
-  return run.evaluate(state)['eval/test/error']
+  return helpers.error_after_training(config, steps, helpers.small(3000, 1000))
 
 
 def test_fixmatch_learns_from_unlabeled_digits():

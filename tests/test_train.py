@@ -175,27 +175,16 @@ def test_sharded_step_equals_one_device_step(case):
     assert (np.delete(selected, drawn) == flexmatch.NEVER_DRAWN).all()
 
 
-def _test_error_after(config, steps: int) -> float:
-  """Trains on the full MNIST on one device, the step compiled at XLA -O2 (the suite's -O0 would
-  make these 2,400 steps take ~15 minutes), and returns the test error."""
-  run = helpers.build_small(config, dataset=helpers.mnist())
-  state, step = run.init(), None
-  for batch in run.pipeline.iterate(0, steps):
-    step = step or helpers.optimized(run, state, batch)
-    state, _ = step(state, batch)
-  return run.evaluate(state)['eval/test/error']
-
-
 @pytest.mark.slow
 def test_short_gan_run_beats_labeled_only_baseline():
   # Two epochs; both average their weights over the same short horizon; G's init as the default
   # (short) run's.
   common = dict(num_steps=1200, batch_size=100, init_examples=500)
   gan_config = tiny_config('improved_gan', polyak_decay=0.999, gen_output_init='normal', **common)
-  gan = _test_error_after(gan_config, 1200)
+  gan = helpers.error_after_training(gan_config, 1200)
   baseline = tiny_config('supervised', **mnist_supervised.LIKE_IMPROVED_GAN, **common)
   baseline.ema_decay = 0.999
-  sup = _test_error_after(baseline, 1200)
+  sup = helpers.error_after_training(baseline, 1200)
   assert gan < sup - 0.02, (gan, sup)
 
 
