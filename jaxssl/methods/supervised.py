@@ -6,6 +6,7 @@ compared with (experiments/configs/mnist_supervised.py matches Improved-GAN).
 
 import jax
 
+from jaxssl import core
 from jaxssl.methods import DataSpec, Method
 from jaxssl.methods import _classifier as C
 
@@ -20,7 +21,6 @@ def make(config, data: DataSpec) -> Method:
     x = C.labeled_images(config, batch, k_aug)
     logits, rest = net(params, state['rest'], x, train=True, key=k_net)
     loss = C.cross_entropy(logits, batch['y_l']).mean()
-    metrics = {'loss/sup': loss, 'monitor/train_acc': (logits.argmax(-1) == batch['y_l']).mean()}
-    return loss, C.Aux(rest, metrics)
+    return loss, C.Aux(rest, {'loss/sup': loss, **core.monitors(batch, logits)})
 
   return C.make(config, data, objective, unlabeled_views=())
