@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 
 from jaxssl.data import augment
 
@@ -52,6 +52,32 @@ def test_equalize_autocontrast_posterize_match_pil(image):
       np.asarray(augment.posterize(image, m, 1.0)) * 255,
       np.asarray(ImageOps.posterize(_pil(image), bits)),
     )
+
+
+@pytest.mark.parametrize('channels', [3, 1])
+def test_enhance_ops_and_solarize_match_pil(channels):
+  # AutoAugment's enhance ops are PIL's ImageEnhance at factor 1 ± 0.9·m, on colour and grey
+  # images. PIL blends in uint8 (each output rounded to a level), so within 1.5 levels of 255.
+  rng = np.random.default_rng(1)
+  pixels = rng.integers(0, 256, (32, 32, channels)).astype(np.uint8)
+  x = jnp.asarray(pixels / 255.0, jnp.float32)
+  pil = Image.fromarray(pixels if channels == 3 else pixels[..., 0])
+  as_array = lambda im: np.asarray(im, np.float64).reshape(pixels.shape)
+  enhancers = {
+    augment.color: ImageEnhance.Color,
+    augment.contrast: ImageEnhance.Contrast,
+    augment.brightness: ImageEnhance.Brightness,
+    augment.sharpness: ImageEnhance.Sharpness,
+  }
+  for op, enhancer in enhancers.items():
+    for m, sign in ((0.3, 1.0), (0.3, -1.0), (1.0, 1.0), (1.0, -1.0)):
+      ours = np.asarray(op(x, m, sign), np.float64) * 255
+      theirs = as_array(enhancer(pil).enhance(1.0 + sign * 0.9 * m))
+      np.testing.assert_allclose(ours, theirs, atol=1.5, err_msg=f'{op.__name__} {m} {sign}')
+  for m in (0.3, 0.7, 1.0):  # PIL inverts the levels >= its threshold; ours those > 1 - m
+    ours = np.asarray(augment.solarize(x, m, 1.0), np.float64) * 255
+    theirs = as_array(ImageOps.solarize(pil, int(np.floor(255 * (1 - m) + 1e-6)) + 1))
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
 
 
 @pytest.mark.parametrize('shape', [(4, 32, 32, 3), (4, 28, 28, 1)])

@@ -11,6 +11,11 @@ A `Recipe` says which ops, what fills the pixels a warp or Cutout empties, and h
 fixed 16x16 Cutout at 32x32); `DIGITS` is for black-background grayscale digits, after USB's
 recipe for 28x28 grayscale images (no colour ops, black fill, Cutout of random size) plus a
 translation capped so a shifted digit keeps its ink.
+
+One deviation from both official codes: ShearX/Y shear about the image centre here, where their
+PIL `AFFINE (1, s, 0, 0, 1, 0)` shears about the top-left corner and so also shifts the content
+sideways by up to 0.27 of the side at the far edge. Every RandAugment result in RESULTS.md was run
+with centre shears. CTAugment (ctaugment.py) follows PIL's corner.
 """
 
 import functools
