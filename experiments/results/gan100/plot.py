@@ -39,36 +39,59 @@ def finish(ax, fig, title, path):
   fig.savefig(path, dpi=110)
 
 
-fig, ax = plt.subplots(figsize=(7, 4))
-for seed, run in ((1, 's1'), (2, 's2'), (0, 'gpu_s0'), (3, 's3')):
-  if not os.path.exists(f'{RESULTS}/gan100/{run}/metrics.jsonl'):
-    continue
-  epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
-  where = 'H100' if run.startswith('gpu') else 'CPU'
-  ax.plot(epochs, polyak, 'o-', ms=3, color=COLORS[seed], label=f'seed {seed} ({where}), Polyak')
-  ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=COLORS[seed], label=f'seed {seed}, raw')
-ax.plot(
-  list(SEED0_CPU),
-  list(SEED0_CPU.values()),
-  's--',
-  ms=4,
-  color='k',
-  alpha=0.6,
-  label='seed 0 (CPU, stopped at 130), Polyak',
-)
 AUTHORS_SPLIT = ('tab:purple', 'tab:pink', 'tab:brown', 'tab:olive')
 WHERE = {'authors_split_s0': 'CPU', 'authors_split_s3': 'CPU'}  # s1, s2: an H100
-runs = sorted(r for r in os.listdir(f'{RESULTS}/gan100') if r.startswith('authors_split_s'))
-for color, run in zip(AUTHORS_SPLIT, runs):  # the authors' split (their --seed_data=1)
-  config = json.load(open(f'{RESULTS}/gan100/{run}/config.json'))
-  assert config['split_recipe'] == 'improved_gan', run
-  epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
-  where = WHERE.get(run, 'H100')
-  label = f"seed {config['seed']} ({where}), the authors' split {config['split_seed']}, Polyak"
-  ax.plot(epochs, polyak, 'o-', ms=3, color=color, label=label)
-  ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=color, label=f'seed {config["seed"]}, raw')
-ax.axhspan(93 - 6.5, 93 + 6.5, color='tab:green', alpha=0.25, label='paper: 93 ± 6.5')
-finish(ax, fig, 'Improved-GAN paper recipe, MNIST, 100 labels', 'docs/gan_paper_runs.png')
+
+
+def draw_100_labels(ax):
+  for seed, run in ((1, 's1'), (2, 's2'), (0, 'gpu_s0'), (3, 's3')):
+    if not os.path.exists(f'{RESULTS}/gan100/{run}/metrics.jsonl'):
+      continue
+    epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
+    where = 'H100' if run.startswith('gpu') else 'CPU'
+    ax.plot(epochs, polyak, 'o-', ms=3, color=COLORS[seed], label=f'seed {seed} ({where}), Polyak')
+    ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=COLORS[seed], label=f'seed {seed}, raw')
+  ax.plot(
+    list(SEED0_CPU),
+    list(SEED0_CPU.values()),
+    's--',
+    ms=4,
+    color='k',
+    alpha=0.6,
+    label='seed 0 (CPU, stopped at 130), Polyak',
+  )
+  runs = sorted(r for r in os.listdir(f'{RESULTS}/gan100') if r.startswith('authors_split_s'))
+  for color, run in zip(AUTHORS_SPLIT, runs):  # the authors' split (their --seed_data=1)
+    config = json.load(open(f'{RESULTS}/gan100/{run}/config.json'))
+    assert config['split_recipe'] == 'improved_gan', run
+    epochs, polyak, raw = evaluations(f'{RESULTS}/gan100/{run}')
+    where = WHERE.get(run, 'H100')
+    label = f"seed {config['seed']} ({where}), the authors' split {config['split_seed']}, Polyak"
+    ax.plot(epochs, polyak, 'o-', ms=3, color=color, label=label)
+    ax.plot(epochs, raw, '.-', ms=2, alpha=0.5, color=color, label=f'seed {config["seed"]}, raw')
+  ax.axhspan(93 - 6.5, 93 + 6.5, color='tab:green', alpha=0.25, label='paper: 93 ± 6.5')
+
+
+# Two panels: the whole run on a log scale, and its last two thirds, where the seeds separate,
+# on a linear one; one legend beside them, off the curves.
+fig, (ax, zoom) = plt.subplots(1, 2, figsize=(14, 5))
+draw_100_labels(ax)
+draw_100_labels(zoom)
+ax.set_yscale('log')
+ax.set_xlim(0, 300)
+ax.set_xlabel('epoch (600 steps)')
+ax.set_ylabel('test errors of 10,000 (log scale)')
+ax.set_title('Improved-GAN paper recipe, MNIST, 100 labels')
+ax.grid(alpha=0.3, which='both')
+zoom.set_xlim(100, 300)
+zoom.set_ylim(70, 150)
+zoom.set_xlabel('epoch (600 steps)')
+zoom.set_ylabel('test errors of 10,000')
+zoom.set_title('epochs 100-300')
+zoom.grid(alpha=0.3)
+zoom.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))
+fig.tight_layout()
+fig.savefig('docs/gan_paper_runs.png', dpi=110)
 
 fig, ax = plt.subplots(figsize=(7, 4))
 for seed in range(3):
