@@ -213,3 +213,23 @@ def test_step_learns_the_probed_bins_only(case):
   plain = helpers.build_small(helpers.tiny_config(case.partition('+')[0]))
   assert plain.config.strong_augment != 'ctaugment'
   assert 'cta_rates' not in jax.eval_shape(plain.init)['method']
+
+
+def _takes_strong_augment():
+  from jaxssl import methods
+
+  return [m for m in methods.available() if 'strong_augment' in methods.get(m).defaults()]
+
+
+@pytest.mark.parametrize('method', _takes_strong_augment())
+def test_every_method_with_a_strong_view_trains_its_ctaugment_policy(method):
+  # Every method whose config has `strong_augment` takes 'ctaugment': its state carries the bin
+  # weights and its step returns them with the probe's monitor (UDA once kept RandAugment's
+  # state and failed inside the traced step with a KeyError). Traced only, not compiled.
+  from tests import helpers
+
+  run = helpers.build_small(helpers.tiny_config(method, strong_augment='ctaugment'))
+  batch = run.pipeline.host_batch(0)
+  state, metrics = jax.eval_shape(run.train_step, run.abstract_state, batch)
+  assert state['method']['cta_rates'] == run.abstract_state['method']['cta_rates']
+  assert 'monitor/cta_probe_proximity' in metrics

@@ -7,6 +7,7 @@ training-signal annealing (TSA) drops labeled examples the model
 already predicts with probability above η_t = α_t(1 − 1/K) + 1/K, and averages the labeled loss
 over the examples it keeps, as the authors' code does (google-research/uda: the masked sum over
 max(Σ mask, 1)); USB's UDA averages over the whole batch. Values as USB's UDA config.
+`strong_augment='ctaugment'` swaps RandAugment for CTAugment, as in FixMatch.
 """
 
 import jax
@@ -40,11 +41,11 @@ def tsa_threshold(schedule: str, step, num_steps: int, num_classes: int) -> jax.
 
 def make(config, data: DataSpec) -> Method:
   C.choice(config, 'tsa', TSA)
+  augment = fixmatch.augment_state(config)  # checks strong_augment before any compute
 
   def objective(net, params, state, batch, key, step):
-    (logits_l, logits_w, logits_s), rest = fixmatch.weak_strong_forward(
-      config, net, params, state, batch, key
-    )
+    x_l, u_w, u_s = fixmatch.views(config, state, batch, key)
+    (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     ce_l = C.cross_entropy(logits_l, batch['y_l'])
     p_true = jnp.exp(-jax.lax.stop_gradient(ce_l))
     keep = p_true <= tsa_threshold(config.tsa, step, config.num_steps, data.num_classes)
@@ -56,16 +57,17 @@ def make(config, data: DataSpec) -> Method:
     mask, _, _ = fixmatch.confidence_mask(state, probs_w, batch, config)
     targets = mixmatch.sharpen(probs_w, config.temperature)  # = softmax(logits_w / T) unaligned
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
-    monitors = core.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra
+    more, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
+    monitors = core.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra | cta_monitors
     loss, aux = C.combine(
       rest, sup, unsup, config.lambda_u, monitors, **{'monitor/tsa_kept': keep.mean()}
     )
-    return loss, aux._replace(updates=updates)
+    return loss, aux._replace(updates=updates | more)
 
   return C.make(
     config,
     data,
     objective,
     unlabeled_views=('weak', 'strong'),
-    init_extra=lambda: fixmatch.init_state(data),
+    init_extra=lambda: fixmatch.init_state(data) | augment,
   )
