@@ -1,5 +1,6 @@
 """Every experiment config resolves: known keys, right types, a method that exists."""
 
+import sys
 from pathlib import Path
 
 import jax
@@ -14,7 +15,8 @@ from experiments.configs import (
   usb_reference,
 )
 from jaxssl import config as config_lib
-from jaxssl import parallel
+from jaxssl import methods, parallel
+from jaxssl.cli import load_config
 from jaxssl.config import resolve
 from jaxssl.data import datasets
 from jaxssl.errors import UserError
@@ -143,3 +145,17 @@ def test_newer_methods_reference_step_lowers_from_shapes(method):
 def test_reference_step_compiles_from_shapes(name):
   # XLA itself (minutes for WRN-28-8 on 2 cores): passes if it compiles.
   _lower_reference_step(name).compile()
+
+
+@pytest.mark.parametrize('name', VARIANTS)
+def test_config_file_loads_by_its_path_alone(name, monkeypatch, tmp_path):
+  # `jaxssl train --config=FILE` loads a config by its path, from any directory, where this
+  # repository's `experiments` package is not importable (usb_reference.py once imported it and
+  # failed there, while the imports above passed).
+  root = Path(__file__).parents[1].resolve()
+  monkeypatch.setattr(sys, 'path', [p for p in sys.path if Path(p or '.').resolve() != root])
+  for module in [m for m in sys.modules if m == 'experiments' or m.startswith('experiments.')]:
+    monkeypatch.delitem(sys.modules, module)
+  monkeypatch.chdir(tmp_path)
+  config = load_config(f'{root}/experiments/configs/{name}.py:{VARIANTS[name][0]}')
+  assert config.method in methods.available()

@@ -29,8 +29,22 @@ PUBLISHED: USB's re-run (results/classic_cv.csv: best error, 3 seeds) and, where
 not checked against a source).
 """
 
-from experiments.configs import fixmatch_reference
+import importlib.util
+from pathlib import Path
+
 from jaxssl.config import base_config
+
+
+def _sibling(name: str):
+  """A config module beside this file. `jaxssl` loads a config by its path, where the repository's
+  `experiments` package is not importable."""
+  spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+fixmatch_reference = _sibling('fixmatch_reference')
 
 COLUMNS = ('cifar10,40', 'cifar10,250', 'cifar10,4000', 'svhn,40', 'svhn,250', 'svhn,1000',
            'cifar100,400', 'cifar100,2500', 'cifar100,10000')  # fmt: skip
