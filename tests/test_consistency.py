@@ -426,9 +426,8 @@ def _weak_probs(run, method_state, batch):
 
   @jax.jit
   def probs(method_state, batch):
-    (_, logits_w, _), _ = fixmatch.weak_strong_forward(
-      config, net, method_state['params'], method_state, batch, key
-    )
+    views = fixmatch.views(config, method_state, batch, key)
+    (_, logits_w, _), _ = C.forward_all(net, method_state['params'], method_state, views)
     return jax.nn.softmax(logits_w)
 
   return np.asarray(probs(method_state, batch))

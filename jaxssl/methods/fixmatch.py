@@ -118,12 +118,6 @@ def views(config, state, batch, key):
   return x_l, u_w, strong_view(config, state, batch['x_u'], k_s)
 
 
-def weak_strong_forward(config, net, params, state, batch, key):
-  """One forward over the labeled batch and a weak and a strong view of the unlabeled one:
-  ((logits_l, logits_weak, logits_strong), batch-norm statistics)."""
-  return C.forward_all(net, params, state, views(config, state, batch, key))
-
-
 def probe_update(config, net, state, x_l, y_l, key) -> dict:
   """CTAugment's learning step: classify a probe view of each labeled image with the evaluated
   model and move the probed bins towards 1 − ½‖p − onehot(y)‖₁."""

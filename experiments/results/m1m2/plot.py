@@ -2,7 +2,8 @@
 
 Test error of q(y|x) over M2 epochs: M1 trained inside each run (150 epochs; seeds 0-1 from the
 numbers RESULTS.md quotes, seed 2 from its log) against one M1 trained once (300 epochs,
-`mnist_vae_m2.py:m1`) and reused by every M2 seed (`:m2_on_m1`, logs in reuse_sS)."""
+`mnist_vae_m2.py:m1`) and reused by every M2 seed (`:m2_on_m1`, logs in reuse_sS), and the
+1,000-epoch schedule on such an M1 (`:m2_on_m1_long`, logs in long_sS) where it has run."""
 
 import json
 
@@ -42,6 +43,12 @@ for seed, color in ((0, 'tab:blue'), (1, 'tab:orange'), (2, 'tab:purple')):
   except FileNotFoundError:
     continue
   ax.plot(x, y, 'o-', ms=3, color=color, label=f'one M1 reused, seed {seed}')
+  try:  # `m2_on_m1_long` on the same split: lr 1e-3 to epoch 667 (unfinished runs end early)
+    x, y = curve(f'{HERE}/long_s{seed}/metrics.jsonl', 0)
+  except FileNotFoundError:
+    continue
+  label = f'1,000-epoch schedule, seed {seed} (to epoch {x[-1]:.0f})'
+  ax.plot(x, y, 's-', ms=3, lw=1, color=color, alpha=0.6, label=label)
 ax.axhspan(
   3.33 - 0.14, 3.33 + 0.14, color='tab:green', alpha=0.3, label='paper (3,000 epochs): 3.33 ± 0.14'
 )
