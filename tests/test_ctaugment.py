@@ -224,12 +224,17 @@ def _takes_strong_augment():
 @pytest.mark.parametrize('method', _takes_strong_augment())
 def test_every_method_with_a_strong_view_trains_its_ctaugment_policy(method):
   # Every method whose config has `strong_augment` takes 'ctaugment': its state carries the bin
-  # weights and its step returns them with the probe's monitor (UDA once kept RandAugment's
-  # state and failed inside the traced step with a KeyError). Traced only, not compiled.
+  # weights, and its step computes new ones, not the input handed through (UDA once kept
+  # RandAugment's state and failed inside the traced step with a KeyError). Traced, not compiled:
+  # in the step's jaxpr the output bin weights must not be the input variable.
   from tests import helpers
 
   run = helpers.build_small(helpers.tiny_config(method, strong_augment='ctaugment'))
   batch = run.pipeline.host_batch(0)
-  state, metrics = jax.eval_shape(run.train_step, run.abstract_state, batch)
-  assert state['method']['cta_rates'] == run.abstract_state['method']['cta_rates']
+  traced = run.train_step.trace(run.abstract_state, batch)
+  jaxpr = traced.jaxpr.jaxpr
+  (state_in, _) = jax.tree.unflatten(jax.tree.structure((run.abstract_state, batch)), jaxpr.invars)
+  state_out, metrics = jax.tree.unflatten(jax.tree.structure(traced.out_info), jaxpr.outvars)
+  assert state_in['method']['cta_rates'] in jaxpr.invars
+  assert state_out['method']['cta_rates'] not in jaxpr.invars, 'the probe update was dropped'
   assert 'monitor/cta_probe_proximity' in metrics
