@@ -41,7 +41,28 @@ COMMANDS = {  # command -> (usage, its flags)
 
 def _usage() -> str:
   lines = ['usage:'] + [f'  {u.splitlines()[0]}' for u, _ in COMMANDS.values()]
-  return '\n'.join(lines + ['`jaxssl COMMAND --help` describes a command and its options.'])
+  return '\n'.join(
+    lines
+    + [
+      '`jaxssl COMMAND --help` describes a command and its options; `jaxssl --version` the install.'
+    ]
+  )
+
+
+def _version() -> str:
+  """jaxssl's version and those of the libraries that decide its numbers (for a bug report)."""
+  import importlib.metadata
+
+  import jaxssl
+
+  def installed(name):
+    try:
+      return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      return 'not installed'
+
+  libs = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'tensorflow-datasets')
+  return f'jaxssl {jaxssl.__version__} (' + ', '.join(f'{n} {installed(n)}' for n in libs) + ')'
 
 
 def _define(fv, argv):
@@ -281,6 +302,9 @@ def _one_line(e: Exception) -> str:
 
 def main(argv=None) -> None:
   argv = list(sys.argv if argv is None else argv)
+  if len(argv) == 2 and argv[1] in ('-V', '--version'):
+    print(_version())
+    sys.exit(0)
   if len(argv) < 2 or argv[1] not in COMMANDS:
     print(_usage(), file=sys.stderr)
     sys.exit(0 if len(argv) > 1 and argv[1] in ('-h', '--help') else 2)

@@ -30,6 +30,13 @@ def test_help_lists_the_options_of_that_command(capsys):
   assert '--steps' in bench and '(default: 50)' in bench and '--workdir' not in bench
 
 
+def test_version_names_jaxssl_and_the_libraries_behind_its_numbers(capsys):
+  import jaxssl
+
+  out = _out(capsys, '--version', code=0)
+  assert out.startswith(f'jaxssl {jaxssl.__version__} (jax ') and 'flax ' in out
+
+
 def test_methods_lists_every_method_with_its_paper(capsys):
   out = _out(capsys, 'methods')
   listed = [line.split()[0] for line in out.splitlines()]
