@@ -1,4 +1,5 @@
-"""On-device augmentation: shapes, ranges, determinism, identity at magnitude 0, PIL parity."""
+"""On-device augmentation: shapes, ranges, determinism, identity at magnitude 0, PIL parity (of the
+official FixMatch recipe's level mappings too)."""
 
 import functools
 
@@ -22,15 +23,23 @@ def image():
   return rng.integers(0, 256, (32, 32, 3)).astype(np.float32) / 255.0
 
 
-@pytest.mark.parametrize('op', augment.OPS, ids=lambda f: f.__name__)
-def test_op_keeps_shape_dtype_range_and_is_identity_at_zero(op, image):
-  fn = jax.jit(op)
+# The official recipe's level mappings, which are not the identity at level 0 (it draws 1-9).
+LEVEL_MAPPED = {'autocontrast_whole', 'equalize_whole', 'posterize'} | {
+  f'{name}_official' for name in ('color', 'contrast', 'brightness', 'sharpness')
+}
+ALL_OPS = {op.__name__: op for op in augment.OPS + augment.DIGIT_OPS}
+
+
+@pytest.mark.parametrize('name', sorted(ALL_OPS))
+def test_op_keeps_shape_dtype_range_and_plain_ops_are_identity_at_zero(name, image):
+  fn = jax.jit(ALL_OPS[name])
   for m in (0.3, 1.0):
     for sign in (-1.0, 1.0):
       out = fn(image, m, sign)
       assert out.shape == image.shape and out.dtype == jnp.float32
       assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
-  np.testing.assert_allclose(fn(image, 0.0, 1.0), image, atol=1e-6)
+  if name not in LEVEL_MAPPED:
+    np.testing.assert_allclose(fn(image, 0.0, 1.0), image, atol=1e-6)
 
 
 def _pil(x):
@@ -39,25 +48,30 @@ def _pil(x):
 
 def test_equalize_autocontrast_posterize_match_pil(image):
   low_contrast = np.round((0.3 + 0.4 * image) * 255) / 255  # so autocontrast has work to do
-  np.testing.assert_allclose(
-    np.asarray(augment.equalize(image, 1.0, 1.0)) * 255, np.asarray(ImageOps.equalize(_pil(image)))
-  )
-  np.testing.assert_allclose(
-    np.asarray(augment.autocontrast(low_contrast, 1.0, 1.0)) * 255,
-    np.asarray(ImageOps.autocontrast(_pil(low_contrast))),
-    atol=1.0,  # PIL truncates through a uint8 lookup table
-  )
-  for m, bits in ((0.25, 7), (0.5, 6), (1.0, 4)):
+  for level in (1, 9):  # the official recipe applies both whole, whatever the level
+    m = np.float32(level / 10)
     np.testing.assert_allclose(
-      np.asarray(augment.posterize(image, m, 1.0)) * 255,
-      np.asarray(ImageOps.posterize(_pil(image), bits)),
+      np.asarray(augment.equalize_whole(image, m, 1.0)) * 255,
+      np.asarray(ImageOps.equalize(_pil(image))),
+    )
+    np.testing.assert_allclose(
+      np.asarray(augment.autocontrast_whole(low_contrast, m, -1.0)) * 255,
+      np.asarray(ImageOps.autocontrast(_pil(low_contrast))),
+      atol=1.0,  # PIL truncates through a uint8 lookup table
+    )
+  for level in range(1, 10):  # augmentations.py: posterize(img, 4 - int_parameter(level, 4))
+    np.testing.assert_allclose(
+      np.asarray(augment.posterize(image, np.float32(level / 10), 1.0)) * 255,
+      np.asarray(ImageOps.posterize(_pil(image), 4 - int(level * 4 / 10))),
+      err_msg=f'level {level}',
     )
 
 
 @pytest.mark.parametrize('channels', [3, 1])
 def test_enhance_ops_and_solarize_match_pil(channels):
-  # AutoAugment's enhance ops are PIL's ImageEnhance at factor 1 ± 0.9·m, on colour and grey
-  # images. PIL blends in uint8 (each output rounded to a level), so within 1.5 levels of 255.
+  # The plain enhance ops are PIL's ImageEnhance at factor 1 ± 0.9·m, the official recipe's at
+  # 0.1 + 1.8·m, on colour and grey images. PIL blends in uint8 (each output rounded to a
+  # level), so within 1.5 levels of 255.
   rng = np.random.default_rng(1)
   pixels = rng.integers(0, 256, (32, 32, channels)).astype(np.uint8)
   x = jnp.asarray(pixels / 255.0, jnp.float32)
@@ -74,6 +88,17 @@ def test_enhance_ops_and_solarize_match_pil(channels):
       ours = np.asarray(op(x, m, sign), np.float64) * 255
       theirs = as_array(enhancer(pil).enhance(1.0 + sign * 0.9 * m))
       np.testing.assert_allclose(ours, theirs, atol=1.5, err_msg=f'{op.__name__} {m} {sign}')
+  official = {
+    augment.color_official: ImageEnhance.Color,
+    augment.contrast_official: ImageEnhance.Contrast,
+    augment.brightness_official: ImageEnhance.Brightness,
+    augment.sharpness_official: ImageEnhance.Sharpness,
+  }
+  for op, enhancer in official.items():  # augmentations.py: factor level·1.8/10 + 0.1, no sign
+    for level in (1, 5, 9):
+      ours = np.asarray(op(x, np.float32(level / 10), -1.0), np.float64) * 255
+      theirs = as_array(enhancer(pil).enhance(level * 1.8 / 10 + 0.1))
+      np.testing.assert_allclose(ours, theirs, atol=1.5, err_msg=f'{op.__name__} {level}')
   for m in (0.3, 0.7, 1.0):  # PIL inverts the levels >= its threshold; ours those > 1 - m
     ours = np.asarray(augment.solarize(x, m, 1.0), np.float64) * 255
     theirs = as_array(ImageOps.solarize(pil, int(np.floor(255 * (1 - m) + 1e-6)) + 1))

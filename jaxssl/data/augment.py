@@ -1,21 +1,28 @@
 """On-device augmentation: pure, jittable, keyed functions of float images in [0, 1], NHWC.
 
 `weak`: random horizontal flip (off for digits) and pad-and-crop translation by up to 12.5 %.
-`strong`: the weak view, then RandAugment (N=2 ops, a random magnitude each), then Cutout.
+`strong`: the weak view, then RandAugment (N=2 ops, a random level each), then Cutout.
 `op_prob=0.5` applies each op with probability 0.5 as the official code does; `op_prob=1.0` always
-applies it, as the paper says (fixmatch #65). Magnitude m in [0, 1] maps to the paper's ranges and
-is the identity at m = 0 for every op.
+applies it, as the paper says (fixmatch #65). A level is m = 1..9 / 10, the official code's
+levels 1-9 of 10.
 
 A `Recipe` says which ops, what fills the pixels a warp or Cutout empties, and how far they go:
-`FIXMATCH` is google-research/fixmatch's CIFAR/SVHN recipe (14 ops, grey fill, reflect padding,
-fixed 16x16 Cutout at 32x32); `DIGITS` is for black-background grayscale digits, after USB's
-recipe for 28x28 grayscale images (no colour ops, black fill, Cutout of random size) plus a
-translation capped so a shifted digit keeps its ink.
+`FIXMATCH` is google-research/fixmatch's CIFAR/SVHN recipe (libml/augment.py's RandAugment pool
+over third_party/auto_augment/augmentations.py: 14 ops, grey fill, reflect padding, fixed 16x16
+Cutout at 32x32). Its ops map a level as that code does: AutoContrast and Equalize whole whatever
+the level, Posterize to 4 - int(4·m) bits (4 down to 1; the paper's table and USB say 4-8 bits),
+the enhance ops to a factor 0.1 + 1.8·m, no sign. `DIGITS` is for black-background grayscale
+digits, after USB's recipe for 28x28 grayscale images (no colour ops, black fill, Cutout of random
+size) plus a translation capped so a shifted digit keeps its ink; its ops are the plain ones
+below, where m blends Equalize in (USB: whole) and the enhance factor is 1 ± 0.9·m (USB: a
+factor in [0.05, 0.95]). Every MNIST result in RESULTS.md was run with DIGITS as it is.
 
-One deviation from both official codes: ShearX/Y shear about the image centre here, where their
-PIL `AFFINE (1, s, 0, 0, 1, 0)` shears about the top-left corner and so also shifts the content
-sideways by up to 0.27 of the side at the far edge. Every RandAugment result in RESULTS.md was run
-with centre shears. CTAugment (ctaugment.py) follows PIL's corner.
+Deviations from both official codes: ShearX/Y shear about the image centre here, where their PIL
+`AFFINE (1, s, 0, 0, 1, 0)` shears about the top-left corner and so also shifts the content
+sideways by up to 0.27 of the side at the far edge; translations are 0.3·m of the side, where the
+official code moves by int(10·m) whole pixels (the same at 32x32 to within a pixel). Every
+RandAugment result in RESULTS.md was run with centre shears. CTAugment (ctaugment.py) follows
+PIL's corner.
 """
 
 import functools
@@ -182,22 +189,48 @@ def translate_y(x, m, sign):
   return _warp(x, *_translate_y(m, sign, *x.shape[:2]))
 
 
+# google-research/fixmatch's level mapping (third_party/auto_augment/augmentations.py), for the
+# ops where it differs from the plain ones above; m = level / 10.
+def autocontrast_whole(x, m, sign):
+  return autocontrast(x, 1.0, sign)  # ImageOps.autocontrast, the level unused
+
+
+def equalize_whole(x, m, sign):
+  return equalize(x, 1.0, sign)
+
+
 def posterize(x, m, sign):
-  bits = 8 - jnp.floor(4 * m).astype(jnp.int32)  # 8 bits (identity) down to 4
+  """ImageOps.posterize to 4 - int(4·m) bits: 4 at levels 1-2 down to 1 at levels 8-9."""
+  bits = 4 - jnp.floor(4 * m).astype(jnp.int32)
   v = jnp.round(x * 255).astype(jnp.int32)
   return jnp.left_shift(jnp.right_shift(v, 8 - bits), 8 - bits) / 255.0
 
 
+def _level_factor(op):
+  """The enhance op at factor 0.1 + 1.8·m (= 1 + 0.9·(2m - 1)), no random sign."""
+
+  def at_level(x, m, sign):
+    return op(x, 2.0 * m - 1.0, 1.0)
+
+  at_level.__name__ = f'{op.__name__}_official'
+  return at_level
+
+
+color_official, contrast_official, brightness_official, sharpness_official = map(
+  _level_factor, (color, contrast, brightness, sharpness)
+)
+
+# The official code's 14 ops, in its order (RANDOM_POLICY_OPS).
 OPS = (
   identity,
-  autocontrast,
-  equalize,
+  autocontrast_whole,
+  equalize_whole,
   rotate,
   solarize,
-  color,
-  contrast,
-  brightness,
-  sharpness,
+  color_official,
+  contrast_official,
+  brightness_official,
+  sharpness_official,
   shear_x,
   translate_x,
   translate_y,
