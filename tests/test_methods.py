@@ -48,6 +48,9 @@ def test_training_moves_what_predict_reads(case):
   assert np.abs(before - after).max() > 1e-6
   for fn in run.method.extra_predictors.values():
     assert fn(states[-1]['method'], x).shape == after.shape
+  if 'raw' in run.method.extra_predictors:  # it keeps an average, and predict must read it
+    raw = np.asarray(run.method.extra_predictors['raw'](states[-1]['method'], x))
+    assert np.abs(raw - after).max() > 1e-6, 'predict reads the raw weights, not their average'
 
 
 def _first_step_on(run, host) -> dict:
