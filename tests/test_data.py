@@ -218,6 +218,17 @@ def test_unknown_dataset_fails_before_any_work():
     datasets.load('mnits')
 
 
+def test_a_known_dataset_tfds_cannot_build_says_so(monkeypatch):
+  import tensorflow_datasets as tfds
+
+  def broken(name, **kwargs):
+    raise ImportError('no module named apache_beam')
+
+  monkeypatch.setattr(tfds, 'builder', broken)
+  with pytest.raises(UserError, match=r"TFDS cannot build dataset 'cifar10' \(ImportError: no mod"):
+    datasets.load.__wrapped__('cifar10')
+
+
 def test_offline_download_fails_fast_with_instructions(tmp_path, monkeypatch):
   """Without a network, a dataset that is not prepared fails at once and says what to do."""
   import socket

@@ -28,7 +28,7 @@ SHAPES = {
   'svhn_cropped': ((32, 32, 3), 10, 73_257, 26_032, 0),
   'stl10': ((96, 96, 3), 10, 5_000, 8_000, 100_000),
 }
-# Names go through the same code; this list only decides the error for a typo.
+# The datasets `load` accepts (shapes checked before any compute); others fail with this list.
 KNOWN = tuple(SHAPES)
 EMBEDDED = {'mnist': Path(__file__).parent / 'mnist'}
 
@@ -75,9 +75,9 @@ def _import_tfds():
 def _prepare(tfds, name: str, data_dir: str):
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except Exception as e:  # DatasetNotFoundError and friends
+  except Exception as e:  # a known name whose builder TFDS cannot make (a broken TFDS install)
     raise UserError(
-      f'unknown dataset {name!r} ({type(e).__name__}); jaxssl is tested with {", ".join(KNOWN)}'
+      f'TFDS cannot build dataset {name!r} ({type(e).__name__}: {str(e)[:160]})'
     ) from None
   if builder.is_prepared():
     return builder
