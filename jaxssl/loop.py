@@ -59,9 +59,13 @@ def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
     writer.write_images(
       step, {'samples': image_grid(np.asarray(jax.device_get(run.sample(state))))}
     )
-  raw = row.get('eval/test/raw/error')
   message = f'step {step}: test error {100 * row["eval/test/error"]:.2f}%'
-  message += '' if raw is None else f' (raw {100 * raw:.2f}%)'
+  others = [
+    f'{key.split("/")[2]} {100 * value:.2f}%'
+    for key, value in row.items()
+    if key.startswith('eval/test/') and key.count('/') == 3 and key.endswith('/error')
+  ]
+  message += f' ({", ".join(others)})' if others else ''
   bar.write(message, file=sys.stderr)  # beside the bar: stdout is for results
   return row
 
