@@ -61,9 +61,7 @@ def _evaluate(run: Run, state, step: int, writer, bar) -> dict:
     )
   message = f'step {step}: test error {100 * row["eval/test/error"]:.2f}%'
   others = [
-    f'{key.split("/")[2]} {100 * value:.2f}%'
-    for key, value in row.items()
-    if key.startswith('eval/test/') and key.count('/') == 3 and key.endswith('/error')
+    f'{name} {100 * row[f"eval/test/{name}/error"]:.2f}%' for name in run.method.extra_predictors
   ]
   message += f' ({", ".join(others)})' if others else ''
   bar.write(message, file=sys.stderr)  # beside the bar: stdout is for results

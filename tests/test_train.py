@@ -2,6 +2,7 @@
 supervised, errors."""
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -342,8 +343,11 @@ def test_eval_cli_reads_the_latest_checkpoint(capsys, tmp_path):
   assert json.loads((tmp_path / 'eval.json').read_text())['step'] == 2
 
 
-def test_results_and_metrics_files(tmp_path):
+def test_results_and_metrics_files(tmp_path, capsys):
   results = _train(tiny_config('improved_gan'), tmp_path)
+  # Beside the progress bar, each evaluation's errors: the averaged model's and every other
+  # predictor's by name.
+  assert re.search(r'step 2: test error [\d.]+% \(raw [\d.]+%\)', capsys.readouterr().err)
   for key in (
     'method',
     'dataset',
