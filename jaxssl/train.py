@@ -23,6 +23,43 @@ from jaxssl.metrics import create_writer, eval_summary
 EVAL_KEY = lambda: jax.random.fold_in(jax.random.key(0), 0xE7A1)
 
 
+class Step:
+  """A jitted `(state, batch, hp)` with the method's hyperparameter inputs bound: called, lowered
+  and traced as `(state, batch)`, like the jax.jit it wraps."""
+
+  def __init__(self, jitted, hp: dict[str, jax.Array]):
+    self.jitted, self.hp = jitted, hp
+
+  def __call__(self, state, batch):
+    return self.jitted(state, batch, self.hp)
+
+  def lower(self, state, batch):
+    return _Bound(self.jitted.lower(state, batch, self.hp), self.hp)
+
+  def trace(self, state, batch):
+    return self.jitted.trace(state, batch, self.hp)
+
+  def _cache_size(self) -> int:
+    return self.jitted._cache_size()
+
+
+class _Bound:
+  """A jax stage (Lowered, Compiled) of a Step: compiles to, and is called as, `(state, batch)`;
+  anything else (cost_analysis, as_text, ...) is the stage's."""
+
+  def __init__(self, stage, hp):
+    self.stage, self.hp = stage, hp
+
+  def __getattr__(self, name):
+    return getattr(self.stage, name)
+
+  def compile(self, *args, **kwargs):
+    return _Bound(self.stage.compile(*args, **kwargs), self.hp)
+
+  def __call__(self, state, batch):
+    return self.stage(state, batch, self.hp)
+
+
 @dataclasses.dataclass
 class Run:
   """What a resolved config builds: data, method and the compiled functions, before any step."""
@@ -34,11 +71,27 @@ class Run:
   pipeline: Pipeline
   init: Callable[[], Any]  # () -> train state {step, rng, method}, replicated
   abstract_state: Any  # shapes, dtypes and shardings of the train state
-  train_step: Callable  # (state, batch) -> (state, metrics); state donated
+  train_step: Step  # (state, batch) -> (state, metrics); state donated
   # (state, n steps' batches stacked) -> (state, the last step's metrics): config.steps_per_call
-  train_steps: Callable
+  train_steps: Step
   eval_step: Callable  # (state, batch) -> {'errors': {predictor: count}, 'means': {metric: sum}}
   sample: Callable | None  # (state) -> images, same latent codes every call
+
+  def with_hparams(self, **values: float) -> 'Run':
+    """This run with other values of the method's `hparams` (the config is not changed): its steps
+    are the same compiled programs, given other inputs."""
+    unknown = set(values) - set(self.method.hparams)
+    if unknown:
+      raise UserError(
+        f'not inputs of the {self.config.method} step: {sorted(unknown)}; '
+        f'its inputs: {sorted(self.method.hparams)}'
+      )
+    hp = dict(self.train_step.hp) | _hparams(values, self.mesh)
+    return dataclasses.replace(
+      self,
+      train_step=Step(self.train_step.jitted, hp),
+      train_steps=Step(self.train_steps.jitted, hp),
+    )
 
   def evaluate(self, state) -> dict[str, float]:
     """Error of every predictor, and the mean of every eval metric, on the whole test split."""
@@ -61,6 +114,12 @@ class Run:
         prefix + 'errors': int(errors),
       }
     return out
+
+
+def _hparams(values, mesh) -> dict[str, jax.Array]:
+  """float32 scalars replicated over the mesh, put there once: steps then transfer nothing."""
+  rep = parallel.replicated(mesh)
+  return {k: jax.device_put(np.float32(v), rep) for k, v in values.items()}
 
 
 def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
@@ -100,13 +159,13 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
       'method': method.init(key_init, images),
     }
 
-  def step_fn(state, batch):
+  def step_fn(state, batch, hp):
     key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), state['step'])
-    new, metrics = method.train_step(state['method'], batch, key, state['step'])
+    new, metrics = method.train_step(state['method'], batch, key, state['step'], hp)
     return {**state, 'step': state['step'] + 1, 'method': new}, metrics
 
-  def steps_fn(state, batches):
-    state, metrics = jax.lax.scan(step_fn, state, batches)
+  def steps_fn(state, batches, hp):
+    state, metrics = jax.lax.scan(lambda s, b: step_fn(s, b, hp), state, batches)
     return state, jax.tree.map(lambda m: m[-1], metrics)
 
   predictors = {'': method.predict, **method.extra_predictors}
@@ -131,6 +190,7 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep),
     jax.eval_shape(init_fn, init_images, jax.random.key(config.seed)),
   )
+  hp = _hparams(method.hparams, mesh)
   sample = None
   if method.sample is not None:
     key = jax.random.fold_in(jax.random.key(config.seed), 0x5A4D)
@@ -145,14 +205,20 @@ def build(config, mesh=None, dataset: datasets.Dataset | None = None) -> Run:
     pipeline=pipeline,
     init=lambda: init(init_images, jax.random.key(config.seed)),
     abstract_state=abstract,
-    train_step=xla.jit(
-      step_fn, in_shardings=(rep, sharded), out_shardings=(rep, rep), donate_argnums=0
+    train_step=Step(
+      xla.jit(
+        step_fn, in_shardings=(rep, sharded, rep), out_shardings=(rep, rep), donate_argnums=0
+      ),
+      hp,
     ),
-    train_steps=xla.jit(
-      steps_fn,
-      in_shardings=(rep, parallel.batch_sharding(mesh, leading=1)),
-      out_shardings=(rep, rep),
-      donate_argnums=0,
+    train_steps=Step(
+      xla.jit(
+        steps_fn,
+        in_shardings=(rep, parallel.batch_sharding(mesh, leading=1), rep),
+        out_shardings=(rep, rep),
+        donate_argnums=0,
+      ),
+      hp,
     ),
     eval_step=xla.jit(eval_fn, in_shardings=(rep, sharded), out_shardings=rep),
     sample=sample,

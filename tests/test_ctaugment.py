@@ -233,7 +233,8 @@ def test_every_method_with_a_strong_view_trains_its_ctaugment_policy(method):
   batch = run.pipeline.host_batch(0)
   traced = run.train_step.trace(run.abstract_state, batch)
   jaxpr = traced.jaxpr.jaxpr
-  (state_in, _) = jax.tree.unflatten(jax.tree.structure((run.abstract_state, batch)), jaxpr.invars)
+  args = (run.abstract_state, batch, run.train_step.hp)
+  (state_in, _, _) = jax.tree.unflatten(jax.tree.structure(args), jaxpr.invars)
   state_out, metrics = jax.tree.unflatten(jax.tree.structure(traced.out_info), jaxpr.outvars)
   assert state_in['method']['cta_rates'] in jaxpr.invars
   assert state_out['method']['cta_rates'] not in jaxpr.invars, 'the probe update was dropped'

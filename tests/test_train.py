@@ -176,6 +176,21 @@ def test_sharded_step_equals_one_device_step(case):
     assert (np.delete(selected, drawn) == flexmatch.NEVER_DRAWN).all()
 
 
+@pytest.mark.xdist_group('fixmatch')  # shares fixmatch's steps with the other tests of it
+def test_a_hyperparameter_input_reuses_the_step_and_equals_the_config_value():
+  run, states, _ = helpers.first_steps('fixmatch')
+  half = run.with_hparams(lambda_u=0.5)
+  _, by_input, _ = helpers.run_steps(half, 2)
+  assert half.train_step._cache_size() == 1, 'one compiled step for both values'
+  assert half.config.lambda_u == 1.0 and float(half.train_step.hp['lambda_u']) == 0.5
+  _, by_config, _ = helpers.run_steps(helpers.build_small(tiny_config('fixmatch', lambda_u=0.5)), 2)
+  jax.tree.map(np.testing.assert_array_equal, by_input[1], by_config[1])
+  kernel = lambda s: s['method']['params']['head']['kernel']
+  assert np.abs(kernel(by_input[1]) - kernel(states[1])).max() > 1e-6, 'λu = 0.5 is not 1'
+  with pytest.raises(UserError, match=r"not inputs of the fixmatch step: \['threshold'\]"):
+    run.with_hparams(threshold=0.5)
+
+
 @pytest.mark.slow
 def test_short_gan_run_beats_labeled_only_baseline():
   # Two epochs; both average their weights over the same short horizon; G's init as the default

@@ -37,8 +37,9 @@ class Method:
 
   # (key, init_images) -> state. init_images are training images for data-dependent init.
   init: Callable[[jax.Array, jax.Array], State]
-  # (state, batch, key, step) -> (state, metrics). Pure: jitted once, sharded over the batch.
-  train_step: Callable[[State, Batch, jax.Array, jax.Array], tuple[State, dict[str, jax.Array]]]
+  # (state, batch, key, step, hp) -> (state, metrics). Pure: jitted once, sharded over the
+  # batch. hp: {name: float32 scalar} for each of `hparams`, traced.
+  train_step: Callable[..., tuple[State, dict[str, jax.Array]]]
   # (state, images) -> logits of the model the method reports (EMA, teacher, q(y|x), ...).
   predict: Callable[[State, jax.Array], jax.Array]
   # Further models to evaluate, e.g. {'raw': the non-averaged weights}.
@@ -53,6 +54,10 @@ class Method:
   # Unlabeled views the method builds from x_u inside its step: () means it needs no unlabeled
   # data at all, so none is loaded or transferred. ('raw',) GAN/VAE, ('weak', 'strong') FixMatch.
   unlabeled_views: tuple[str, ...] = ('raw',)
+  # Knobs the step reads as inputs rather than as constants of its program, {name: the config's
+  # value}: a run that differs in one only (a test's λu = 0, `Run.with_hparams`) reuses the
+  # compiled step instead of compiling its own.
+  hparams: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 def available() -> list[str]:

@@ -4,7 +4,8 @@ supervised, pseudo_label, pi_model, mean_teacher, vat, mixmatch, uda, fixmatch a
 one file each that declares its knobs and an `objective`; everything else is here, so a change of
 optimizer or backbone is one config key for all of them and a new method is one small file.
 
-An objective is `(net, params, state, batch, key, step) -> (loss, Aux)`: it runs the network as it
+An objective is `(net, params, state, batch, key, step, hp) -> (loss, Aux)`, where hp['lambda_u'] is
+the unlabeled loss's weight as a traced input (`Method.hparams`): it runs the network as it
 likes (one forward over every view, or several), returns the batch-norm statistics of the pass
 that should update them, metrics and any method state it updates (FlexMatch's per-example
 pseudo-labels). `make` takes one `core.update` of the classifier's model on it: the optimizer
@@ -253,9 +254,9 @@ def make(
       module.data_init(to_float(init_images), k_init)
     return core.model(module, tx, average='ema') | init_extra()
 
-  def train_step(state, batch, key, step):
+  def train_step(state, batch, key, step, hp):
     def loss_fn(params):
-      loss, aux = objective(net, params, state, batch, key, step)
+      loss, aux = objective(net, params, state, batch, key, step, hp)
       return loss, (aux.rest, aux)
 
     state, loss, aux = core.update(state, tx, loss_fn, step, config.ema_decay)
@@ -271,6 +272,7 @@ def make(
     predict=evaluate('avg'),
     extra_predictors={'raw': evaluate('params')},
     unlabeled_views=unlabeled_views,
+    hparams={'lambda_u': config.lambda_u},
   )
 
 

@@ -170,7 +170,7 @@ def objective(config, pseudo_fn=None, extra_loss=None):
   `extra_loss(pseudo, logits_s) -> (weighted loss, metrics)` (FreeMatch's fairness loss)."""
   pseudo_fn = pseudo_fn or thresholded(config)
 
-  def fn(net, params, state, batch, key, step):
+  def fn(net, params, state, batch, key, step, hp):
     x_l, u_w, u_s = views(config, state, batch, key)
     (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
@@ -183,7 +183,7 @@ def objective(config, pseudo_fn=None, extra_loss=None):
     updates = pseudo.updates | more
     monitors |= cta_monitors
     extra, metrics = extra_loss(pseudo, logits_s) if extra_loss else (0.0, {})
-    loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors | pseudo.monitors, **metrics)
+    loss, aux = C.combine(rest, sup, unsup, hp['lambda_u'], monitors | pseudo.monitors, **metrics)
     return loss + extra, aux._replace(updates=updates)
 
   return fn

@@ -122,7 +122,7 @@ def make(config, data: DataSpec) -> Method:
     z = jax.random.uniform(key, (n, config.z_dim), jnp.float32)
     return core.apply(graph_g, params, g['rest'], z)
 
-  def train_step(state, batch, key, step):
+  def train_step(state, batch, key, step, hp):
     x_l, y_l, x_u = to_float(batch['x_l']), batch['y_l'], to_float(batch['x_u'])
     x_u, x_match = jnp.split(x_u, 2) if config.generator_batch == 'separate' else (x_u, x_u)
     n_l, n_u = x_l.shape[0], x_u.shape[0]

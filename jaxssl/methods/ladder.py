@@ -48,7 +48,7 @@ def make(config, data: DataSpec) -> Method:
   def init(key, init_images):
     return core.model(new(key), tx)
 
-  def train_step(state, batch, key, step):
+  def train_step(state, batch, key, step, hp):
     x_l, x_u = flat(batch['x_l']), flat(batch['x_u'])
     k_l, k_u = jax.random.split(key)
 

@@ -20,7 +20,7 @@ def defaults() -> dict:
 
 
 def make(config, data: DataSpec) -> Method:
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     k_l, k_s, k_t = jax.random.split(key, 3)
     x_l = C.labeled_images(config, batch, k_l)
     u_s, u_t = C.weak(config, batch['x_u'], k_s), C.weak(config, batch['x_u'], k_t)
@@ -28,7 +28,7 @@ def make(config, data: DataSpec) -> Method:
     logits_t = jax.lax.stop_gradient(net(state['avg'], state['rest'], u_t, train=True)[0])
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = pi_model.consistency(logits_s, logits_t)
-    weight = config.lambda_u * C.ramp(step, config.ramp_steps, 'sigmoid')
+    weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps, 'sigmoid')
     return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, logits_t))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

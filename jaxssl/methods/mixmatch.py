@@ -49,7 +49,7 @@ def make(config, data: DataSpec) -> Method:
   if config.num_augmentations < 1:
     raise UserError(f'num_augmentations must be at least 1, got {config.num_augmentations}')
 
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     k_l, k_u, k_mix = jax.random.split(key, 3)
     x_l = C.labeled_images(config, batch, k_l)
     views = [
@@ -67,7 +67,7 @@ def make(config, data: DataSpec) -> Method:
     n = len(x_l)
     sup = C.cross_entropy(logits[:n], mixed_y[:n]).mean()
     unsup = jnp.mean((jax.nn.softmax(logits[n:]) - mixed_y[n:]) ** 2)
-    weight = config.lambda_u * C.ramp(step, config.ramp_steps)
+    weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps)
     return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits[:n], jnp.log(probs)))
 
   return C.make(config, data, objective, unlabeled_views=('weak',) * config.num_augmentations)

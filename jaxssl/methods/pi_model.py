@@ -24,14 +24,14 @@ def consistency(logits, target_logits) -> jax.Array:
 
 
 def make(config, data: DataSpec) -> Method:
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     k_l, k_1, k_2 = jax.random.split(key, 3)
     x_l = C.labeled_images(config, batch, k_l)
     u_1, u_2 = C.weak(config, batch['x_u'], k_1), C.weak(config, batch['x_u'], k_2)
     (logits_l, logits_1, logits_2), rest = C.forward_all(net, params, state, (x_l, u_1, u_2))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     unsup = consistency(logits_1, jax.lax.stop_gradient(logits_2))
-    weight = config.lambda_u * C.ramp(step, config.ramp_steps, 'sigmoid')
+    weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps, 'sigmoid')
     return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, logits_2))
 
   return C.make(config, data, objective, unlabeled_views=('weak', 'weak'))

@@ -19,7 +19,7 @@ def defaults() -> dict:
 
 
 def make(config, data: DataSpec) -> Method:
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     k_l, k_u = jax.random.split(key)
     x_l = C.labeled_images(config, batch, k_l)
     u = C.weak(config, batch['x_u'], k_u)
@@ -28,7 +28,7 @@ def make(config, data: DataSpec) -> Method:
     target = jax.lax.stop_gradient(logits_u)
     mask = (jnp.max(jax.nn.softmax(target), -1) >= config.threshold).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_u, jnp.argmax(target, -1)) * mask)
-    weight = config.lambda_u * C.ramp(step, config.ramp_steps)
+    weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps)
     return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, target, mask))
 
   return C.make(config, data, objective, unlabeled_views=('weak',))

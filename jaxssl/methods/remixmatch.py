@@ -67,7 +67,7 @@ def guess_labels(state, probs_w, step, config):
 
 
 def objective(config, num_classes: int):
-  def fn(net, params, state, batch, key, step):
+  def fn(net, params, state, batch, key, step, hp):
     k_l, k_w, k_s, k_mix, k_rot = jax.random.split(key, 5)
     x_l = C.labeled_images(config, batch, k_l)
     u_w = C.weak(config, batch['x_u'], k_w)
@@ -100,7 +100,7 @@ def objective(config, num_classes: int):
     updates, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
     monitors = core.monitors(batch, None, jnp.log(guess)) | cta_monitors
     loss, aux = C.combine(
-      rest, sup, unsup, config.lambda_u * weight, monitors, **{'loss/kl': kl}, **metrics
+      rest, sup, unsup, hp['lambda_u'] * weight, monitors, **{'loss/kl': kl}, **metrics
     )
     loss = loss + config.lambda_kl * weight * kl + extra
     return loss, aux._replace(updates=updates | {'p_model': p_model})

@@ -107,7 +107,7 @@ def update_bank(bank, labels_bank, feat_l, y_l, i_l, momentum: float):
 
 
 def objective(config):
-  def fn(net, params, state, batch, key, step):
+  def fn(net, params, state, batch, key, step, hp):
     x_l, u_w, u_s = fixmatch.views(config, state, batch, key)
     (logits_l, logits_w, logits_s), outs, rest = C.forward_heads(
       net, params, state, (x_l, u_w, u_s)
@@ -132,7 +132,7 @@ def objective(config):
     updates = {'mem_bank': new_bank, 'labels_bank': new_labels, 'da_queue': queue}
     more, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
     monitors = core.monitors(batch, logits_l, jnp.log(targets + 1e-12), mask) | cta_monitors
-    loss, aux = C.combine(rest, sup, unsup, config.lambda_u, monitors, **{'loss/in': in_loss})
+    loss, aux = C.combine(rest, sup, unsup, hp['lambda_u'], monitors, **{'loss/in': in_loss})
     return loss + lambda_in * in_loss, aux._replace(updates=updates | more)
 
   return fn

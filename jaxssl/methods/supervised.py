@@ -16,7 +16,7 @@ def defaults() -> dict:
 
 
 def make(config, data: DataSpec) -> Method:
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     k_aug, k_net = jax.random.split(key)
     x = C.labeled_images(config, batch, k_aug)
     logits, rest = net(params, state['rest'], x, train=True, key=k_net)

@@ -43,7 +43,7 @@ def make(config, data: DataSpec) -> Method:
   C.choice(config, 'tsa', TSA)
   augment = fixmatch.augment_state(config)  # checks strong_augment before any compute
 
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     x_l, u_w, u_s = fixmatch.views(config, state, batch, key)
     (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     ce_l = C.cross_entropy(logits_l, batch['y_l'])
@@ -60,7 +60,7 @@ def make(config, data: DataSpec) -> Method:
     more, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
     monitors = core.monitors(batch, logits_l, jnp.log(probs_w), mask) | extra | cta_monitors
     loss, aux = C.combine(
-      rest, sup, unsup, config.lambda_u, monitors, **{'monitor/tsa_kept': keep.mean()}
+      rest, sup, unsup, hp['lambda_u'], monitors, **{'monitor/tsa_kept': keep.mean()}
     )
     return loss, aux._replace(updates=updates | more)
 

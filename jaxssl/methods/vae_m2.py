@@ -169,7 +169,7 @@ def make(config, data: DataSpec) -> Method:
       'monitor/m1_units_kept': jnp.sum(keep),
     }
 
-  def train_step(state, batch, key, step):
+  def train_step(state, batch, key, step, hp):
     if config.stacked:
       state, metrics = jax.lax.cond(step < m1_steps, m1_step, m2_step, state, batch, key, step)
     else:

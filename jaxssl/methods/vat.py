@@ -64,7 +64,7 @@ def adversarial_perturbation(logits_fn, x, logits, key, *, xi: float, eps: float
 
 
 def make(config, data: DataSpec) -> Method:
-  def objective(net, params, state, batch, key, step):
+  def objective(net, params, state, batch, key, step, hp):
     k_l, k_u, k_d = jax.random.split(key, 3)
     x_l = C.labeled_images(config, batch, k_l)
     u = C.weak(config, batch['x_u'], k_u)
@@ -78,7 +78,7 @@ def make(config, data: DataSpec) -> Method:
     unsup = jnp.mean(kl_divergence(jax.lax.stop_gradient(logits_u), unlabeled(u + r_adv)))
     probs = jax.nn.softmax(logits_u)
     entropy = -jnp.mean(jnp.sum(probs * jax.nn.log_softmax(logits_u), -1))
-    weight = config.lambda_u * C.ramp(step, config.ramp_steps)
+    weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps)
     monitors = core.monitors(batch, logits_l, logits_u)
     loss, aux = C.combine(rest, sup, unsup, weight, monitors, **{'loss/entropy': entropy})
     return loss + config.entmin_weight * entropy, aux
