@@ -281,3 +281,32 @@ def test_each_term_enters_the_loss_with_its_weight(case, overrides, total):
   m = {k.split('/')[-1]: float(v) for k, v in metrics[0].items() if k.startswith('loss/')}
   assert min(m.values()) > 0, m
   np.testing.assert_allclose(m['total'], total(m), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+  'case, weights',
+  [
+    ('vat', dict(lambda_u=2.0, entmin_weight=0.5)),  # metric names: loss/unsup, loss/entropy
+    ('remixmatch', dict(lambda_u=3.0, lambda_kl=1.0, lambda_rot=2.0)),
+    ('simmatch', dict(lambda_u=0.5, lambda_in=4.0)),
+  ],
+)
+def test_loss_weights_are_inputs_of_the_step(case, weights):
+  # Every loss weight is an input of the one compiled step (Method.hparams): stepping it with
+  # other weights gives the same terms, summed with those weights.
+  from tests import helpers
+
+  run, _, metrics = helpers.first_steps(case)
+  assert set(run.method.hparams) == set(weights)
+  _, _, again = helpers.run_steps(run.with_hparams(**weights), 1)
+  assert run.train_step._cache_size() == 1
+  term = lambda m: {k.split('/')[-1]: float(v) for k, v in m.items() if k.startswith('loss/')}
+  before, after = term(metrics[0]), term(again[0])
+  names = {'lambda_u': 'unsup', 'entmin_weight': 'entropy', 'lambda_kl': 'kl', 'lambda_rot': 'rot'}
+  names['lambda_in'] = 'in'
+  terms = {names[k]: v for k, v in weights.items()}
+  for name in ('sup', *terms):
+    np.testing.assert_allclose(after[name], before[name], rtol=1e-6)
+  expected = after['sup'] + sum(w * after[name] for name, w in terms.items())
+  np.testing.assert_allclose(after['total'], expected, rtol=1e-5)
+  assert abs(after['total'] - before['total']) > 1e-3 * abs(before['total'])

@@ -95,14 +95,14 @@ def objective(config, num_classes: int):
       rot_loss = C.cross_entropy(heads['rot'], turns).mean()
       rot_acc = jnp.mean(jnp.argmax(heads['rot'], -1) == turns)
       metrics = {'loss/rot': rot_loss, 'monitor/rot_acc': rot_acc}
-      extra = config.lambda_rot * rot_loss
+      extra = hp['lambda_rot'] * rot_loss
     kl = C.cross_entropy(logits_s, guess).mean()
     updates, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
     monitors = core.monitors(batch, None, jnp.log(guess)) | cta_monitors
     loss, aux = C.combine(
       rest, sup, unsup, hp['lambda_u'] * weight, monitors, **{'loss/kl': kl}, **metrics
     )
-    loss = loss + config.lambda_kl * weight * kl + extra
+    loss = loss + hp['lambda_kl'] * weight * kl + extra
     return loss, aux._replace(updates=updates | {'p_model': p_model})
 
   return fn
@@ -127,4 +127,5 @@ def make(config, data: DataSpec) -> Method:
     unlabeled_views=('weak',) + ('strong',) * config.num_strong,
     init_extra=lambda: {'p_model': jnp.zeros(data.num_classes)} | augment,
     heads=rotation_head if config.lambda_rot > 0 else None,
+    loss_weights=('lambda_kl', 'lambda_rot'),
   )

@@ -125,7 +125,7 @@ def objective(config):
     targets = jnp.where(warm, aligned, smoothed)
     mask = (jnp.max(targets, -1) >= config.threshold).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
-    lambda_in = jnp.where(warm, 0.0, config.lambda_in)
+    lambda_in = jnp.where(warm, 0.0, hp['lambda_in'])
     new_bank, new_labels = update_bank(
       bank, labels_bank, feat_l, batch['y_l'], batch['i_l'], config.bank_momentum
     )
@@ -153,4 +153,5 @@ def make(config, data: DataSpec) -> Method:
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: init_state(config, data) | augment,
     heads=projection,
+    loss_weights=('lambda_in',),
   )

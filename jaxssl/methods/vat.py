@@ -81,6 +81,6 @@ def make(config, data: DataSpec) -> Method:
     weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps)
     monitors = core.monitors(batch, logits_l, logits_u)
     loss, aux = C.combine(rest, sup, unsup, weight, monitors, **{'loss/entropy': entropy})
-    return loss + config.entmin_weight * entropy, aux
+    return loss + hp['entmin_weight'] * entropy, aux
 
-  return C.make(config, data, objective, unlabeled_views=('weak',))
+  return C.make(config, data, objective, unlabeled_views=('weak',), loss_weights=('entmin_weight',))
