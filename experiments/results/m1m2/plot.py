@@ -2,17 +2,23 @@
 
 Test error of q(y|x) over M2 epochs: M1 trained inside each run (150 epochs; seeds 0-1 from the
 numbers RESULTS.md quotes, seed 2 from its log) against one M1 trained once (300 epochs,
-`mnist_vae_m2.py:m1`) and reused by every M2 seed (`:m2_on_m1`, logs in reuse_sS), and the
-1,000-epoch schedule on such an M1 (`:m2_on_m1_long`, logs in long_sS) where it has run."""
+`mnist_vae_m2.py:m1`) and reused by every M2 seed (`:m2_on_m1`, logs in reuse_sS), the
+1,000-epoch schedule on such an M1 (`:m2_on_m1_long`, logs in long_sS) where it has run, and
+extrapolate.py's power law fitted to its constant-lr epochs, run on to the authors' 3,000."""
 
 import json
+import sys
 
 import matplotlib
+import numpy as np
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = 'experiments/results/m1m2'
+sys.path.insert(0, HERE)
+import extrapolate  # noqa: E402
+
 EPOCHS = [10, 30, 50, 70, 90, 110, 130, 150, 170, 190, 210, 230, 250, 270, 290, 300]
 IN_RUN = {  # % test error at EPOCHS, RESULTS.md
   0: [20.88, 14.82, 11.61, 8.55, 6.86, 6.20, 5.79, 5.53, 5.11, 5.13, 5.05, 4.95, 4.71, 4.59, 4.60,
@@ -28,7 +34,7 @@ def curve(path, offset):
   return [r['step'] / 120 - offset for r in rows], [100 * r['eval/test/error'] for r in rows]
 
 
-fig, ax = plt.subplots(figsize=(7, 4.2))
+fig, ax = plt.subplots(figsize=(8, 4.8))
 for seed, errors in IN_RUN.items():
   ax.plot(
     EPOCHS, errors, '.--', color='tab:gray', alpha=0.7, label=None if seed else 'M1 in each run'
@@ -49,6 +55,12 @@ for seed, color in ((0, 'tab:blue'), (1, 'tab:orange'), (2, 'tab:purple')):
     continue
   label = f'1,000-epoch schedule, seed {seed} (to epoch {x[-1]:.0f})'
   ax.plot(x, y, 's-', ms=3, lw=1, color=color, alpha=0.6, label=label)
+  if x[-1] >= 667:  # the power law fitted to its constant-lr epochs, run on to 3,000
+    (a, b, c), _ = extrapolate.fit(*extrapolate.curve(seed))
+    t = np.linspace(100, 3000, 200)
+    at = extrapolate.law(3000, a, b, c)
+    label = f'fit a + b/t^c to epochs 100-667, seed {seed}: {at:.2f} % at 3,000'
+    ax.plot(t, extrapolate.law(t, a, b, c), ':', lw=1.5, color=color, label=label)
 ax.axhspan(
   3.33 - 0.14, 3.33 + 0.14, color='tab:green', alpha=0.3, label='paper (3,000 epochs): 3.33 ± 0.14'
 )
