@@ -79,7 +79,8 @@ class Run:
 
   def with_hparams(self, **values: float) -> 'Run':
     """This run with other values of the method's `hparams` (the config is not changed): its steps
-    are the same compiled programs, given other inputs."""
+    are the same compiled programs, given other inputs. With several processes, call it on every
+    process with the same values (the inputs are put on all devices)."""
     unknown = set(values) - set(self.method.hparams)
     if unknown:
       raise UserError(

@@ -55,8 +55,8 @@ class Method:
   # data at all, so none is loaded or transferred. ('raw',) GAN/VAE, ('weak', 'strong') FixMatch.
   unlabeled_views: tuple[str, ...] = ('raw',)
   # Knobs the step reads as inputs rather than as constants of its program, {name: the config's
-  # value}: a run that differs in one only (a test's λu = 0, `Run.with_hparams`) reuses the
-  # compiled step instead of compiling its own.
+  # value}: `Run.with_hparams` (a test's λu = 0) steps the same compiled program with others.
+  # Only knobs that leave the program's structure alone (loss weights) belong here.
   hparams: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 

@@ -95,7 +95,7 @@ def objective(config, num_classes: int):
       rot_loss = C.cross_entropy(heads['rot'], turns).mean()
       rot_acc = jnp.mean(jnp.argmax(heads['rot'], -1) == turns)
       metrics = {'loss/rot': rot_loss, 'monitor/rot_acc': rot_acc}
-      extra = hp['lambda_rot'] * rot_loss
+      extra = config.lambda_rot * rot_loss  # a constant: λrot > 0 decides the head
     kl = C.cross_entropy(logits_s, guess).mean()
     updates, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
     monitors = core.monitors(batch, None, jnp.log(guess)) | cta_monitors
@@ -127,5 +127,5 @@ def make(config, data: DataSpec) -> Method:
     unlabeled_views=('weak',) + ('strong',) * config.num_strong,
     init_extra=lambda: {'p_model': jnp.zeros(data.num_classes)} | augment,
     heads=rotation_head if config.lambda_rot > 0 else None,
-    loss_weights=('lambda_kl', 'lambda_rot'),
+    loss_weights=('lambda_u', 'lambda_kl'),
   )

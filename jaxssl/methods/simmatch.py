@@ -153,5 +153,5 @@ def make(config, data: DataSpec) -> Method:
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: init_state(config, data) | augment,
     heads=projection,
-    loss_weights=('lambda_in',),
+    loss_weights=('lambda_u', 'lambda_in'),
   )

@@ -83,4 +83,6 @@ def make(config, data: DataSpec) -> Method:
     loss, aux = C.combine(rest, sup, unsup, weight, monitors, **{'loss/entropy': entropy})
     return loss + hp['entmin_weight'] * entropy, aux
 
-  return C.make(config, data, objective, unlabeled_views=('weak',), loss_weights=('entmin_weight',))
+  return C.make(
+    config, data, objective, unlabeled_views=('weak',), loss_weights=('lambda_u', 'entmin_weight')
+  )
