@@ -24,40 +24,27 @@ EVAL_KEY = lambda: jax.random.fold_in(jax.random.key(0), 0xE7A1)
 
 
 class Step:
-  """A jitted `(state, batch, hp)` with the method's hyperparameter inputs bound: called, lowered
-  and traced as `(state, batch)`, like the jax.jit it wraps."""
+  """A jitted `(state, batch, hp)`, or a stage of it (Lowered, Compiled), with the method's
+  hyperparameter inputs bound: called, lowered, traced and compiled as `(state, batch)`, like the
+  jax.jit it wraps; anything else (cost_analysis, as_text, ...) is the wrapped object's."""
 
-  def __init__(self, jitted, hp: dict[str, jax.Array]):
-    self.jitted, self.hp = jitted, hp
-
-  def __call__(self, state, batch):
-    return self.jitted(state, batch, self.hp)
-
-  def lower(self, state, batch):
-    return _Bound(self.jitted.lower(state, batch, self.hp), self.hp)
-
-  def trace(self, state, batch):
-    return self.jitted.trace(state, batch, self.hp)
-
-  def _cache_size(self) -> int:
-    return self.jitted._cache_size()
-
-
-class _Bound:
-  """A jax stage (Lowered, Compiled) of a Step: compiles to, and is called as, `(state, batch)`;
-  anything else (cost_analysis, as_text, ...) is the stage's."""
-
-  def __init__(self, stage, hp):
+  def __init__(self, stage, hp: dict[str, jax.Array]):
     self.stage, self.hp = stage, hp
 
   def __getattr__(self, name):
     return getattr(self.stage, name)
 
-  def compile(self, *args, **kwargs):
-    return _Bound(self.stage.compile(*args, **kwargs), self.hp)
-
   def __call__(self, state, batch):
     return self.stage(state, batch, self.hp)
+
+  def lower(self, state, batch):
+    return Step(self.stage.lower(state, batch, self.hp), self.hp)
+
+  def trace(self, state, batch):
+    return self.stage.trace(state, batch, self.hp)
+
+  def compile(self, *args, **kwargs):
+    return Step(self.stage.compile(*args, **kwargs), self.hp)
 
 
 @dataclasses.dataclass
@@ -90,8 +77,8 @@ class Run:
     hp = dict(self.train_step.hp) | _hparams(values, self.mesh)
     return dataclasses.replace(
       self,
-      train_step=Step(self.train_step.jitted, hp),
-      train_steps=Step(self.train_steps.jitted, hp),
+      train_step=Step(self.train_step.stage, hp),
+      train_steps=Step(self.train_steps.stage, hp),
     )
 
   def evaluate(self, state) -> dict[str, float]:
