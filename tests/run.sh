@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs jaxssl with its test extras into .venv, lints, runs the suite on two
 # pytest-xdist workers (XLA:CPU compiles on one thread, so two workers keep two cores busy).
-#   bash tests/run.sh            everything but the tests marked slow (541 tests; README: timings)
+#   bash tests/run.sh            everything but the tests marked slow (547 tests; README: timings)
 #   bash tests/run.sh --all      also the 11 slow ones: signals, 2-process FixMatch, learning runs (CI)
 # Other arguments go to pytest, e.g. `bash tests/run.sh -k flexmatch`.
 set -euo pipefail

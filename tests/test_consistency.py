@@ -341,17 +341,38 @@ def test_bad_choice_is_a_user_error_before_the_data_loads(monkeypatch):
 @pytest.mark.xdist_group('fixmatch')  # shares fixmatch's steps with the other tests of it
 def test_fixmatch_without_confident_labels_learns_from_labels_only():
   # τ > 1: no pseudo-label is ever kept, so the update is the one without the unlabeled loss.
-  run, never, metrics = helpers.first_steps('fixmatch', 1, threshold=1.01)
-  _, without_u, _ = helpers.run_steps(run.with_hparams(lambda_u=0.0), 1)  # the same program
-  assert metrics[0]['monitor/mask_rate'] == 0 and metrics[0]['loss/unsup'] == 0
+  # τ and λu are inputs of the one compiled step (Method.hparams).
+  run, kept, metrics = helpers.first_steps('fixmatch')
+  _, never, never_metrics = helpers.run_steps(run.with_hparams(threshold=1.01), 1)
+  _, without_u, _ = helpers.run_steps(run.with_hparams(lambda_u=0.0), 1)
+  assert never_metrics[0]['monitor/mask_rate'] == 0 and never_metrics[0]['loss/unsup'] == 0
   jax.tree.map(np.testing.assert_array_equal, never[0]['method'], without_u[0]['method'])
-  # And the comparison can fail: with τ = 0 every pseudo-label counts.
-  _, kept, metrics = helpers.first_steps('fixmatch')
+  # And the comparison can fail: with τ = 0 (tiny_config) every pseudo-label counts.
   assert metrics[0]['monitor/mask_rate'] == 1 and metrics[0]['loss/unsup'] > 0
   assert not np.array_equal(
     kept[0]['method']['params']['head']['kernel'],
     without_u[0]['method']['params']['head']['kernel'],
   )
+
+
+THRESHOLDED = ['pseudo_label', 'uda', 'fixmatch', 'flexmatch', 'adamatch', 'simmatch']
+
+
+@pytest.mark.parametrize('case', THRESHOLDED)
+def test_confidence_threshold_is_an_input_of_the_step(case):
+  # tiny_config sets τ = 0, so pseudo-labels count from step 0; the same compiled step given a τ
+  # no confidence reaches (AdaMatch's is relative to the labeled confidence) keeps none.
+  run, states, metrics = helpers.first_steps(case)
+  assert 'threshold' in run.method.hparams and run.config.threshold == 0.0
+  _, never_states, never = helpers.run_steps(run.with_hparams(threshold=1e6), 1)
+  assert run.train_step._cache_size() == 1, 'one compiled step for both values'
+  if case == 'flexmatch':
+    # Its class thresholds warm up from 0, so τ first decides which labels it remembers.
+    assert (states[0]['method']['selected'] >= 0).any()
+    assert (never_states[0]['method']['selected'] < 0).all()
+    return
+  assert metrics[0]['monitor/mask_rate'] > 0 and metrics[0]['loss/unsup'] > 0, metrics[0]
+  assert never[0]['monitor/mask_rate'] == 0 and never[0]['loss/unsup'] == 0, never[0]
 
 
 SSL_METHODS = [
@@ -404,7 +425,7 @@ def test_flexmatch_remembers_confident_labels_per_example():
   probs = _weak_probs(run, run.init()['method'], batch)
   conf, pred = probs.max(-1), probs.argmax(-1)
   tau = float(np.median(conf))
-  _, states, _ = helpers.first_steps('flexmatch', 1, threshold=tau)
+  _, states, _ = helpers.run_steps(run.with_hparams(threshold=tau), 1)  # τ: a step input
   selected = states[0]['method']['selected']
   stored = selected[batch['i_u']]
   np.testing.assert_array_equal(stored[conf >= tau], pred[conf >= tau])

@@ -77,7 +77,7 @@ def test_softmatch_weights_and_labels_match_usb(per_class, dist_uniform):
   weights = []
   for step, (probs_u, probs_l) in enumerate(_batches(num_classes)):
     f32 = lambda a: jnp.asarray(a, jnp.float32)
-    pseudo = fn(state, f32(probs_u), f32(probs_l), {}, jnp.asarray(step))
+    pseudo = fn(state, f32(probs_u), f32(probs_l), {}, jnp.asarray(step), {})
     state = {**state, **pseudo.updates}
     ref = weighting(align(probs_u, probs_l))
     np.testing.assert_allclose(pseudo.mask, ref, rtol=2e-5, atol=1e-6)
@@ -91,14 +91,15 @@ def test_softmatch_weights_and_labels_match_usb(per_class, dist_uniform):
 
 def test_adamatch_alignment_and_relative_threshold_match_usb():
   num_classes, m, tau = 4, 0.7, 0.95
-  config = ml_collections.ConfigDict(dict(ema_p=m, threshold=tau))
+  config = ml_collections.ConfigDict(dict(ema_p=m))  # τ comes as an input
   fn = adamatch.pseudo_labels(config)
   state = adamatch.init_state(num_classes)
   align = _UsbDistAlignEMA(num_classes, m, 'model')
   masks = []
   for step, (probs_u, probs_l) in enumerate(_batches(num_classes, seed=1)):
     f32 = lambda a: jnp.asarray(a, jnp.float32)
-    pseudo = fn(state, f32(probs_u), f32(probs_l), {}, jnp.asarray(step))
+    hp = {'threshold': f32(tau)}  # an input of the step
+    pseudo = fn(state, f32(probs_u), f32(probs_l), {}, jnp.asarray(step), hp)
     state = {**state, **pseudo.updates}
     aligned = align(probs_u, probs_l)
     ref_mask = aligned.max(-1) >= probs_l.max(-1).mean() * tau  # AdaMatchThresholdingHook
@@ -141,7 +142,7 @@ def test_dash_threshold_and_targets_match_usb():
   for step in range(warmup + 8):
     logits = rng.normal(size=(32, num_classes)) * (1 + step)  # growing confidence
     probs = jnp.asarray(_softmax(logits), jnp.float32)
-    pseudo = fn(state, probs, None, {}, jnp.asarray(step))
+    pseudo = fn(state, probs, None, {}, jnp.asarray(step), {})
     state = {**state, **pseudo.updates}
     if step < warmup:
       assert not np.asarray(pseudo.mask).any()
@@ -297,7 +298,7 @@ def test_loss_weights_are_inputs_of_the_step(case, weights):
   from tests import helpers
 
   run, _, metrics = helpers.first_steps(case)
-  assert set(run.method.hparams) == set(weights)
+  assert set(run.method.hparams) - {'threshold'} == set(weights)  # τ: tests/test_consistency.py
   _, _, again = helpers.run_steps(run.with_hparams(**weights), 1)
   assert run.train_step._cache_size() == 1
   term = lambda m: {k.split('/')[-1]: float(v) for k, v in m.items() if k.startswith('loss/')}

@@ -187,8 +187,8 @@ def test_a_hyperparameter_input_reuses_the_step_and_equals_the_config_value():
   jax.tree.map(np.testing.assert_array_equal, by_input[1], by_config[1])
   kernel = lambda s: s['method']['params']['head']['kernel']
   assert np.abs(kernel(by_input[1]) - kernel(states[1])).max() > 1e-6, 'λu = 0.5 is not 1'
-  with pytest.raises(UserError, match=r"not inputs of the fixmatch step: \['threshold'\]"):
-    run.with_hparams(threshold=0.5)
+  with pytest.raises(UserError, match=r"not inputs of the fixmatch step: \['ema_decay'\]"):
+    run.with_hparams(ema_decay=0.5)
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ class Method:
   unlabeled_views: tuple[str, ...] = ('raw',)
   # Knobs the step reads as inputs rather than as constants of its program, {name: the config's
   # value}: `Run.with_hparams` (a test's λu = 0) steps the same compiled program with others.
-  # Only knobs that leave the program's structure alone (loss weights) belong here.
+  # Only knobs that leave the program's structure alone (loss weights, thresholds) belong here.
   hparams: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 

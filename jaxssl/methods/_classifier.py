@@ -5,10 +5,10 @@ one file each that declares its knobs and an `objective`; everything else is her
 optimizer or backbone is one config key for all of them and a new method is one small file.
 
 An objective is `(net, params, state, batch, key, step, hp) -> (loss, Aux)`, where hp holds the
-loss weights it declares (`make`'s `loss_weights`: λu unless told otherwise) as traced inputs
-(`Method.hparams`), so `Run.with_hparams` steps the same compiled program with other weights.
-Weights that decide the program's structure (ReMixMatch's λrot > 0 adds a head) stay
-constants. It runs the network as it
+knobs it declares (`make`'s `step_inputs`: λu unless told otherwise; loss weights and confidence
+thresholds) as traced inputs (`Method.hparams`), so `Run.with_hparams` steps the same compiled
+program with other values. Knobs that decide the program's structure (ReMixMatch's λrot > 0 adds
+a head) stay constants. It runs the network as it
 likes (one forward over every view, or several), returns the batch-norm statistics of the pass
 that should update them, metrics and any method state it updates (FlexMatch's per-example
 pseudo-labels). `make` takes one `core.update` of the classifier's model on it: the optimizer
@@ -232,11 +232,12 @@ def make(
   unlabeled_views: tuple[str, ...],
   init_extra: Callable[[], dict] = dict,
   heads: Callable[[int, nnx.Rngs], dict] | None = None,
-  loss_weights: tuple[str, ...] = ('lambda_u',),
+  step_inputs: tuple[str, ...] = ('lambda_u',),
 ) -> Method:
   """`heads(num_features, rngs) -> {name: module}` adds heads on the backbone's features, run
-  by `net(..., method='with_heads')` (`forward_heads`). `loss_weights`: the knobs, weights of
-  loss terms, that the objective reads from hp as inputs of the step (`Method.hparams`)."""
+  by `net(..., method='with_heads')` (`forward_heads`). `step_inputs`: the knobs (loss weights,
+  confidence thresholds) that the objective reads from hp as inputs of the step
+  (`Method.hparams`)."""
 
   def new(key):
     module = backbone(config, data, key)
@@ -277,7 +278,7 @@ def make(
     predict=evaluate('avg'),
     extra_predictors={'raw': evaluate('params')},
     unlabeled_views=unlabeled_views,
-    hparams={name: config[name] for name in loss_weights},
+    hparams={name: config[name] for name in step_inputs},
   )
 
 

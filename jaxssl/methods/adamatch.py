@@ -37,11 +37,11 @@ def relative_mask(probs_u, probs_l, threshold: float):
 
 
 def pseudo_labels(config):
-  def fn(state, probs_w, probs_l, batch, step):
+  def fn(state, probs_w, probs_l, batch, step, hp):
     m = config.ema_p
     p_target = m * state['p_target'] + (1 - m) * probs_l.mean(0)
     aligned, p_model = fixmatch.ema_alignment(state['p_model'], probs_w, p_target, step, m)
-    mask, cutoff = relative_mask(aligned, probs_l, config.threshold)
+    mask, cutoff = relative_mask(aligned, probs_l, hp['threshold'])
     updates = {'p_model': p_model, 'p_target': p_target}
     return fixmatch.Pseudo(jnp.argmax(aligned, -1), mask, updates, {'monitor/cutoff': cutoff})
 

@@ -47,7 +47,7 @@ def threshold(rho_init, step, config):
 
 
 def pseudo_labels(config):
-  def fn(state, probs_w, probs_l, batch, step):
+  def fn(state, probs_w, probs_l, batch, step, hp):
     # probs_w is softmax(logits_w): softmax(logits_w / T) ∝ probs_w^(1/T).
     soft = jax.nn.softmax(jnp.log(probs_w + 1e-30) / config.temperature)
     first = step == config.warmup_steps

@@ -87,9 +87,10 @@ def ema_alignment(p_model, probs_w, p_target, step, momentum: float):
   return aligned / aligned.sum(-1, keepdims=True), p_model
 
 
-def confidence_mask(state, probs_w, batch, config):
-  """FixMatch's fixed threshold: (mask, method state updates, monitors)."""
-  return (jnp.max(probs_w, -1) >= config.threshold).astype(jnp.float32), {}, {}
+def confidence_mask(state, probs_w, batch, config, threshold):
+  """FixMatch's fixed threshold τ (`threshold`, an input of the step): (mask, method state
+  updates, monitors)."""
+  return (jnp.max(probs_w, -1) >= threshold).astype(jnp.float32), {}, {}
 
 
 def strong_view(config, state, images, key):
@@ -150,13 +151,14 @@ class Pseudo(NamedTuple):
 
 def thresholded(config, mask_fn=confidence_mask):
   """FixMatch's pseudo-labels: optional distribution alignment, then `mask_fn(state, probs_w,
-  batch, config) -> (mask, updates, monitors)` (FlexMatch passes its class-wise thresholds)."""
+  batch, config, threshold) -> (mask, updates, monitors)` (FlexMatch passes its class-wise
+  thresholds), τ from the step's inputs."""
 
-  def fn(state, probs_w, probs_l, batch, step):
+  def fn(state, probs_w, probs_l, batch, step, hp):
     updates, monitors = {}, {}
     if config.dist_align:
       probs_w, updates, monitors = align(state, probs_w, step, config)
-    mask, more_updates, more = mask_fn(state, probs_w, batch, config)
+    mask, more_updates, more = mask_fn(state, probs_w, batch, config, hp['threshold'])
     return Pseudo(jnp.argmax(probs_w, -1), mask, updates | more_updates, monitors | more)
 
   return fn
@@ -165,8 +167,8 @@ def thresholded(config, mask_fn=confidence_mask):
 def objective(config, pseudo_fn=None, extra_loss=None):
   """The FixMatch loss: the strong views' cross-entropy against the weak views' pseudo-labels,
   weighted per example. Its successors change two things:
-  `pseudo_fn(state, probs_w, probs_l, batch, step) -> Pseudo`, from the softmax of the weak
-  unlabeled and the labeled views (stop-gradient), and an added term
+  `pseudo_fn(state, probs_w, probs_l, batch, step, hp) -> Pseudo`, from the softmax of the weak
+  unlabeled and the labeled views (stop-gradient) and the step's inputs, and an added term
   `extra_loss(pseudo, logits_s) -> (weighted loss, metrics)` (FreeMatch's fairness loss)."""
   pseudo_fn = pseudo_fn or thresholded(config)
 
@@ -175,7 +177,7 @@ def objective(config, pseudo_fn=None, extra_loss=None):
     (logits_l, logits_w, logits_s), rest = C.forward_all(net, params, state, (x_l, u_w, u_s))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     probs = lambda logits: jax.nn.softmax(jax.lax.stop_gradient(logits))
-    pseudo = pseudo_fn(state, probs(logits_w), probs(logits_l), batch, step)
+    pseudo = pseudo_fn(state, probs(logits_w), probs(logits_l), batch, step, hp)
     unsup = jnp.mean(C.cross_entropy(logits_s, pseudo.labels) * pseudo.mask)
     hard = pseudo.labels if pseudo.labels.ndim == 1 else jnp.argmax(pseudo.labels, -1)
     monitors = core.monitors(batch, logits_l, jax.nn.one_hot(hard, logits_w.shape[-1]), pseudo.mask)
@@ -191,14 +193,17 @@ def objective(config, pseudo_fn=None, extra_loss=None):
 
 def make_family(config, data: DataSpec, pseudo_fn=None, extra_loss=None, init_extra=dict):
   """A FixMatch-family method: the objective above with its pseudo-label hook, its own state
-  (`init_extra`) and the strong augmentation's."""
+  (`init_extra`) and the strong augmentation's. λu and, where the method's config has one, τ
+  (`threshold`) are inputs of the step; the successors that replace τ drop it from theirs."""
   augment = augment_state(config)  # checks strong_augment before any compute
+  inputs = ('lambda_u', 'threshold') if 'threshold' in config else ('lambda_u',)
   return C.make(
     config,
     data,
     objective(config, pseudo_fn, extra_loss),
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: init_extra() | augment,
+    step_inputs=inputs,
   )
 
 

@@ -58,16 +58,14 @@ def threshold_monitors(thresholds: jax.Array) -> dict[str, jax.Array]:
 def make(config, data: DataSpec) -> Method:
   C.choice(config, 'threshold_warmup', WARMUPS)
 
-  def mask_fn(state, probs_w, batch, config):
+  def mask_fn(state, probs_w, batch, config, threshold):
     thresholds = class_thresholds(
-      state['selected'], data.num_classes, config.threshold, config.threshold_warmup
+      state['selected'], data.num_classes, threshold, config.threshold_warmup
     )
     conf, pred = jnp.max(probs_w, -1), jnp.argmax(probs_w, -1)
     mask = (conf >= thresholds[pred]).astype(jnp.float32)
     old = jnp.maximum(state['selected'][batch['i_u']], UNCONFIDENT)  # drawn now
-    selected = (
-      state['selected'].at[batch['i_u']].set(jnp.where(conf >= config.threshold, pred, old))
-    )
+    selected = state['selected'].at[batch['i_u']].set(jnp.where(conf >= threshold, pred, old))
     return mask, {'selected': selected}, threshold_monitors(thresholds)
 
   return fixmatch.make_family(

@@ -81,7 +81,7 @@ def fairness_loss(mask, logits_s, p_model, label_hist):
 def pseudo_labels(config):
   """SAT: the EMAs take the weak batch first (USB's order), then the class thresholds mask it."""
 
-  def fn(state, probs_w, probs_l, batch, step):
+  def fn(state, probs_w, probs_l, batch, step, hp):
     sat, thresholds = self_adaptive(state, probs_w, config.sat_momentum)
     conf, pred = jnp.max(probs_w, -1), jnp.argmax(probs_w, -1)
     mask = (conf >= thresholds[pred]).astype(jnp.float32)

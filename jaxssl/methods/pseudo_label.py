@@ -26,9 +26,11 @@ def make(config, data: DataSpec) -> Method:
     (logits_l, logits_u), rest = C.forward_all(net, params, state, (x_l, u))
     sup = C.cross_entropy(logits_l, batch['y_l']).mean()
     target = jax.lax.stop_gradient(logits_u)
-    mask = (jnp.max(jax.nn.softmax(target), -1) >= config.threshold).astype(jnp.float32)
+    mask = (jnp.max(jax.nn.softmax(target), -1) >= hp['threshold']).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_u, jnp.argmax(target, -1)) * mask)
     weight = hp['lambda_u'] * C.ramp(step, config.ramp_steps)
     return C.combine(rest, sup, unsup, weight, core.monitors(batch, logits_l, target, mask))
 
-  return C.make(config, data, objective, unlabeled_views=('weak',))
+  return C.make(
+    config, data, objective, unlabeled_views=('weak',), step_inputs=('lambda_u', 'threshold')
+  )

@@ -127,5 +127,5 @@ def make(config, data: DataSpec) -> Method:
     unlabeled_views=('weak',) + ('strong',) * config.num_strong,
     init_extra=lambda: {'p_model': jnp.zeros(data.num_classes)} | augment,
     heads=rotation_head if config.lambda_rot > 0 else None,
-    loss_weights=('lambda_u', 'lambda_kl'),
+    step_inputs=('lambda_u', 'lambda_kl'),
   )

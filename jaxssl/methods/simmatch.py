@@ -123,7 +123,7 @@ def objective(config):
     )
     warm = step < config.bank_warmup_steps
     targets = jnp.where(warm, aligned, smoothed)
-    mask = (jnp.max(targets, -1) >= config.threshold).astype(jnp.float32)
+    mask = (jnp.max(targets, -1) >= hp['threshold']).astype(jnp.float32)
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
     lambda_in = jnp.where(warm, 0.0, hp['lambda_in'])
     new_bank, new_labels = update_bank(
@@ -153,5 +153,5 @@ def make(config, data: DataSpec) -> Method:
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: init_state(config, data) | augment,
     heads=projection,
-    loss_weights=('lambda_u', 'lambda_in'),
+    step_inputs=('lambda_u', 'lambda_in', 'threshold'),
   )

@@ -68,7 +68,7 @@ def gaussian_weights(probs, mu, var, n_sigma: float, per_class: bool):
 
 
 def pseudo_labels(config):
-  def fn(state, probs_w, probs_l, batch, step):
+  def fn(state, probs_w, probs_l, batch, step, hp):
     m = config.ema_p
     p_target = state['p_target']
     if not config.dist_uniform:

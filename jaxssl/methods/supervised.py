@@ -23,4 +23,4 @@ def make(config, data: DataSpec) -> Method:
     loss = C.cross_entropy(logits, batch['y_l']).mean()
     return loss, C.Aux(rest, {'loss/sup': loss, **core.monitors(batch, logits)})
 
-  return C.make(config, data, objective, unlabeled_views=(), loss_weights=())
+  return C.make(config, data, objective, unlabeled_views=(), step_inputs=())

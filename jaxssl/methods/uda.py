@@ -54,7 +54,7 @@ def make(config, data: DataSpec) -> Method:
     updates, extra = {}, {}
     if config.dist_align:
       probs_w, updates, extra = fixmatch.align(state, probs_w, step, config)
-    mask, _, _ = fixmatch.confidence_mask(state, probs_w, batch, config)
+    mask, _, _ = fixmatch.confidence_mask(state, probs_w, batch, config, hp['threshold'])
     targets = mixmatch.sharpen(probs_w, config.temperature)  # = softmax(logits_w / T) unaligned
     unsup = jnp.mean(C.cross_entropy(logits_s, targets) * mask)
     more, cta_monitors = fixmatch.augment_updates(config, net, state, x_l, batch, key)
@@ -70,4 +70,5 @@ def make(config, data: DataSpec) -> Method:
     objective,
     unlabeled_views=('weak', 'strong'),
     init_extra=lambda: fixmatch.init_state(data) | augment,
+    step_inputs=('lambda_u', 'threshold'),
   )

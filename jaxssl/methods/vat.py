@@ -84,5 +84,5 @@ def make(config, data: DataSpec) -> Method:
     return loss + hp['entmin_weight'] * entropy, aux
 
   return C.make(
-    config, data, objective, unlabeled_views=('weak',), loss_weights=('lambda_u', 'entmin_weight')
+    config, data, objective, unlabeled_views=('weak',), step_inputs=('lambda_u', 'entmin_weight')
   )
